@@ -1,0 +1,61 @@
+"""Shared fixtures: the demo dataset, written once by our generator through lerobot.
+
+The dataset is cached under .cache/test-data keyed by a hash of the generator's
+source, so re-runs reuse it and a change to the generator rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("SVT_LOG", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "test-data"
+DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
+
+
+def _generator_digest(params: dict) -> str:
+    h = hashlib.sha256(repr(sorted(params.items())).encode())
+    for path in sorted((REPO / "core" / "demo").glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def build_cached_demo(params: dict, name: str) -> Path:
+    """Write a demo dataset once per generator version; reuse it afterwards."""
+    pytest.importorskip("lerobot", reason="the demo writer needs the 'lerobot' extra")
+    from core.demo.writer import write_demo
+
+    root = CACHE / f"{name}-{_generator_digest(params)}"
+    if (root / "ground_truth.json").is_file():
+        return root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE / f".{root.name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_demo(tmp, **params)
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_root() -> Path:
+    """A 6-episode, two-camera LeRobot v3 demo dataset (read-only: copy before changing)."""
+    return build_cached_demo(DEMO_PARAMS, "demo")
+
+
+@pytest.fixture
+def demo_copy(demo_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the demo dataset that a test may damage."""
+    dst = tmp_path / "demo"
+    shutil.copytree(demo_root, dst)
+    return dst
