@@ -25,13 +25,13 @@ import numpy as np
 from core.dataset import VideoRef
 from core.errors import VideoError
 
-# Decode forward instead of seeking when the target is at most this far ahead.
-FORWARD_WINDOW_S = 1.0
 # Frames this close before the target are converted to RGB and cached on the way.
 LOOKBEHIND_FRAMES = 3
 
 
-def _open(path: Path, threads: str | None) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+def _open(
+    path: Path, threads: str | None, thread_count: int | None = None
+) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, OSError) as exc:
@@ -42,7 +42,19 @@ def _open(path: Path, threads: str | None) -> tuple[av.container.InputContainer,
     stream = container.streams.video[0]
     if threads:
         stream.thread_type = threads
+    if thread_count is not None:
+        stream.codec_context.thread_count = thread_count
     return container, stream
+
+
+def _seek_before(container, stream, t: float, fps: float) -> None:
+    """Land on the keyframe at or before time t.
+
+    Aim a quarter frame past t: aiming at t itself (or earlier) can land one
+    whole GOP early when t is a keyframe whose pts rounds just above the aim.
+    """
+    tb = stream.time_base or Fraction(1, 1)
+    container.seek(max(0, int((t + 0.25 / fps) / tb)), backward=True, any_frame=False, stream=stream)
 
 
 @dataclass
@@ -56,6 +68,10 @@ class _Decoder:
     cursor: Iterator[av.VideoFrame] | None = None
     last_t: float = -1.0
     closed: bool = False
+    # Longest keyframe interval seen so far, in frames: decoding forward up to
+    # this far is never slower than seeking back to a keyframe.
+    gop: int = 1
+    last_key_t: float | None = None
 
     @property
     def time_base(self) -> Fraction:
@@ -76,13 +92,13 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
 class FrameReader:
     """Random and sequential access to episode frames, with caches."""
 
-    def __init__(
-        self, cache_bytes: int = 512 * 2**20, max_open: int = 16, threads: str | None = None
-    ) -> None:
-        """`threads` is PyAV's thread_type for random access (None: the codec's default)."""
+    def __init__(self, cache_bytes: int = 512 * 2**20, max_open: int = 16, decode_threads: int = 1) -> None:
+        """`cache_bytes` bounds decoded frames kept (0: none). `decode_threads` is
+        per open file for random access: one thread has the lowest latency, since
+        frame threading delays output by a frame per thread."""
         self.cache_bytes = cache_bytes
         self.max_open = max_open
-        self.threads = threads
+        self.decode_threads = decode_threads
         self._lock = threading.Lock()
         self._frames: OrderedDict[tuple[Path, int], np.ndarray] = OrderedDict()
         self._frame_bytes = 0
@@ -98,6 +114,8 @@ class FrameReader:
             return arr
 
     def _store(self, key: tuple[Path, int], arr: np.ndarray) -> None:
+        if self.cache_bytes <= 0:
+            return
         with self._lock:
             if key in self._frames:
                 return
@@ -113,7 +131,7 @@ class FrameReader:
             if dec is not None:
                 self._decoders.move_to_end(path)
                 return dec
-        container, stream = _open(path, self.threads)
+        container, stream = _open(path, None, self.decode_threads)
         dec = _Decoder(path, container, stream)
         evicted: list[_Decoder] = []
         with self._lock:
@@ -166,22 +184,26 @@ class FrameReader:
     def _decode_to(self, dec: _Decoder, ref: VideoRef, target: float, fno: int) -> np.ndarray:
         half = 0.5 / ref.fps
         tb = dec.time_base
-        if dec.cursor is None or not (dec.last_t < target - half < dec.last_t + FORWARD_WINDOW_S):
+        ahead = (target - dec.last_t) * ref.fps
+        if dec.cursor is None or not (0.5 < ahead <= dec.gop + 0.5):
             try:
-                dec.container.seek(
-                    max(0, int((target - half) / tb)), backward=True, any_frame=False, stream=dec.stream
-                )
+                _seek_before(dec.container, dec.stream, target, ref.fps)
             except (av.error.FFmpegError, OSError) as exc:
                 dec.cursor = None
                 raise VideoError(f"{ref.path}: cannot seek to {target:.3f}s ({exc})") from exc
             dec.cursor = dec.container.decode(dec.stream)
             dec.last_t = -1.0
+            dec.last_key_t = None
         try:
             for frame in dec.cursor:
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * tb)
                 dec.last_t = t
+                if frame.key_frame:
+                    if dec.last_key_t is not None:
+                        dec.gop = max(dec.gop, round((t - dec.last_key_t) * ref.fps))
+                    dec.last_key_t = t
                 n = round(t * ref.fps)
                 if n >= fno - LOOKBEHIND_FRAMES:
                     arr = _to_rgb(frame)
@@ -221,8 +243,7 @@ class FrameReader:
         half = 0.5 / ref.fps
         want = start
         try:
-            first = ref.timestamp(start)
-            container.seek(max(0, int((first - half) / tb)), backward=True, any_frame=False, stream=stream)
+            _seek_before(container, stream, ref.timestamp(start), ref.fps)
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue

@@ -6,7 +6,6 @@ source, so re-runs reuse it and a change to the generator rebuilds it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -23,28 +22,11 @@ CACHE = REPO / ".cache" / "test-data"
 DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
 
 
-def _generator_digest(params: dict) -> str:
-    h = hashlib.sha256(repr(sorted(params.items())).encode())
-    for path in sorted((REPO / "core" / "demo").glob("*.py")):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:12]
-
-
 def build_cached_demo(params: dict, name: str) -> Path:
-    """Write a demo dataset once per generator version; reuse it afterwards."""
     pytest.importorskip("lerobot", reason="the demo writer needs the 'lerobot' extra")
-    from core.demo.writer import write_demo
+    from core.demo.writer import cached_demo
 
-    root = CACHE / f"{name}-{_generator_digest(params)}"
-    if (root / "ground_truth.json").is_file():
-        return root
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = CACHE / f".{root.name}.{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    write_demo(tmp, **params)
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return root
+    return cached_demo(CACHE, name, **params)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ simulator's state. Needs the `lerobot` extra (imported lazily).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -210,6 +211,29 @@ def _check_written(root: Path) -> None:
                     f"{ref.path}: episode {ep.index} spans {span:.3f}s of video but has "
                     f"{ep.length} frames ({ep.length / ds.fps:.3f}s): the encoder dropped frames"
                 )
+
+
+def generator_digest(params: dict) -> str:
+    """Changes whenever the generator's code or parameters change."""
+    h = hashlib.sha256(repr(sorted(params.items())).encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def cached_demo(cache_dir: str | Path, name: str, **params) -> Path:
+    """A demo dataset under `cache_dir`, written once per generator version and reused."""
+    cache_dir = Path(cache_dir)
+    root = cache_dir / f"{name}-{generator_digest(params)}"
+    if (root / GROUND_TRUTH).is_file():
+        return root
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f".{root.name}.{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_demo(tmp, **params)
+    shutil.rmtree(root, ignore_errors=True)
+    tmp.rename(root)
+    return root
 
 
 def load_ground_truth(root: str | Path) -> dict:
