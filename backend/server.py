@@ -400,6 +400,20 @@ class BackendServer:
                         status=pred["status"] if pred else "",
                     )
                 )
+            for episode, status, uncertainty in self.reader.headless_predictions(ds_id):
+                if episode not in ds.episodes:
+                    continue
+                info = ds.episode(episode)
+                candidates.append(
+                    Candidate(
+                        dataset=ds_id,
+                        episode=episode,
+                        uncertainty=1.0 if uncertainty is None else uncertainty,
+                        task=info.task,
+                        duration=info.duration,
+                        status=status,
+                    )
+                )
         return QueueReply(id=req.id, items=rank(candidates, max(0, min(req.limit, 1000))))
 
     # ------------------------------------------------------------ corrections

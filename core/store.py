@@ -248,6 +248,18 @@ class Store:
             return None
         return dict(zip(("status", "created", "revision", "uncertainty", "raw", "error"), row, strict=True))
 
+    def headless_predictions(self, dataset: str) -> list[tuple[int, str, float | None]]:
+        """(episode, status, uncertainty) of the newest prediction of each episode that has no
+        revision yet: a model answered but nothing could be applied (unparseable, failed), and
+        the episode must still be reviewed."""
+        rows = self.conn.execute(
+            "SELECT p.episode, p.status, p.uncertainty, MAX(p.created) FROM predictions p "
+            "LEFT JOIN heads h ON h.dataset = p.dataset AND h.episode = p.episode "
+            "WHERE p.dataset = ? AND h.episode IS NULL GROUP BY p.episode ORDER BY p.episode",
+            (dataset,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def suggestion(self, dataset: str, episode: int) -> EpisodeAnnotation | None:
         """The newest successful prediction that was not applied because a person had edited
         the episode, if it is newer than the head; the reviewer accepts or rejects it."""

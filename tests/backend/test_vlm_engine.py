@@ -263,11 +263,6 @@ def test_through_the_backend_ok_and_unparseable_stay_in_the_queue(server_config,
         assert again == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="backend/server.py _get_queue lists only episodes with a head revision; an episode whose only "
-    "prediction is unparseable has none, so it drops out of the queue (change requested in the report)",
-)
 def test_a_fresh_unparseable_episode_is_queued(server_config) -> None:
     from backend.client import BackendClient
 
@@ -278,4 +273,6 @@ def test_a_fresh_unparseable_episode_is_queued(server_config) -> None:
         c.hello()
         (r,), _ = c.predict("demo", [4], kinds=["segments"])
         assert r.status == "unparseable"
-        assert 4 in {q.episode for q in c.queue("demo")}
+        queued = {q.episode: q for q in c.queue("demo")}
+        assert "unparseable" in queued[4].reason and queued[4].uncertainty == 1.0
+        assert c.annotation("demo", 4) is None  # nothing was applied
