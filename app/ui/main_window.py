@@ -555,8 +555,9 @@ class MainWindow(QMainWindow):
             )
 
     def _on_model(self, info: Any) -> None:
-        rnd = "" if getattr(info, "round", None) is None else f", round {info.round}"
-        self.model_label.setText(f"model: {info.engine} · {info.name}@{info.version}{rnd}")
+        text, tip = model_status(info)
+        self.model_label.setText(text)
+        self.model_label.setToolTip(tip)
 
     def _update_unsent(self, *_args) -> None:
         if not shiboken6.isValid(self.doc) or not shiboken6.isValid(self.unsent_label):
@@ -798,6 +799,29 @@ class MainWindow(QMainWindow):
         self.wait_until(lambda: self.doc.frame in shown, 20.0)
         self.wait_until(lambda: False, 0.3)  # let late paints (axes, legends) settle
         return ok
+
+
+# The held-out numbers worth a glance in the status bar, in this order (trainer.metrics names).
+HEADLINE_METRICS = (("score", "score"), ("f1@0.5", "F1@0.5s"), ("label_acc", "labels"), ("box_iou", "box IoU"))
+
+
+def model_status(info: Any) -> tuple[str, str]:
+    """The status bar's model text and its tooltip: engine, model and version, and for a
+    fine-tuned model its active-learning round with the round's held-out metrics."""
+    text = f"model: {info.engine} · {info.name}@{info.version}"
+    tip = [f"engine {info.engine} on {info.device}", f"model {info.name}, version {info.version}"]
+    rnd = getattr(info, "round", None)
+    metrics: dict[str, float] = dict(getattr(info, "metrics", None) or {})
+    if rnd is not None:
+        text += f" · round {rnd}"
+        tip.append(f"active-learning round {rnd}")
+    heads = [f"{label} {metrics[key]:.2f}" for key, label in HEADLINE_METRICS if key in metrics]
+    if heads:
+        text += " (" + ", ".join(heads) + ")"
+    if metrics:
+        tip.append("held-out metrics of this round:")
+        tip += [f"  {k}: {v:.3f}" for k, v in sorted(metrics.items())]
+    return text, "\n".join(tip)
 
 
 def _app() -> QApplication:

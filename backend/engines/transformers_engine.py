@@ -18,7 +18,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from backend.engines.vlm import Generation, GenRequest, VLMEngine, checkpoint_version, model_name
+from backend.engines.vlm import Generation, GenRequest, VLMEngine
 from core.errors import MissingExtraError
 from core.protocol import ModelInfo
 from core.vlm.coords import family_of_model_type
@@ -103,9 +103,7 @@ class TransformersEngine(VLMEngine):
             self._eos = {i for i in eos_ids if i is not None}
             self._pad = tok.pad_token_id
             self.device = device
-            self.path = path
-            self.name = model_name(path)
-            self.version = version or checkpoint_version(path)
+            self.identify(path, version)
             self.dtype, self.attn = str(dtype).removeprefix("torch."), attn
         del old
         if device.startswith("cuda"):
@@ -120,6 +118,7 @@ class TransformersEngine(VLMEngine):
             self.device = str(model.device)
             self.dtype = str(model.dtype).removeprefix("torch.")
             self.name, self.version = name, version
+            self.round, self.metrics = None, {}
         return self.info()
 
     def reload(self, path: str, version: str = "") -> ModelInfo:

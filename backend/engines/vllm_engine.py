@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from backend.engines.vlm import Generation, GenRequest, VLMEngine, checkpoint_version, model_name
+from backend.engines.vlm import Generation, GenRequest, VLMEngine
 from core.errors import MissingExtraError
 from core.protocol import ModelInfo
 from core.vlm.coords import FAMILIES, family_of_model_type
@@ -154,9 +154,7 @@ class VLLMEngine(VLMEngine):
         self.llm = LLM(**kw)
         self.processor = AutoProcessor.from_pretrained(path)
         self.family = fam
-        self.path = path
-        self.name = model_name(path)
-        self.version = version or checkpoint_version(path)
+        self.identify(path, version)
         log.info("vllm engine: %s (%s), %s", path, fam, kw)
 
     def reload(self, path: str, version: str = "") -> ModelInfo:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import logging
 import math
 import time
@@ -140,6 +141,27 @@ def checkpoint_version(path: str) -> str:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:8]
+
+
+# Written by the trainer beside every checkpoint it makes (trainer.checkpoint); read here as
+# plain JSON, since the backend never imports the trainer.
+CARD_FILE = "robo_trainer.json"
+
+
+def checkpoint_card(path: str) -> tuple[int | None, dict[str, float], str]:
+    """(round, held-out metrics, version) from a trainer checkpoint's card; (None, {}, "")
+    for any other checkpoint, or when the card is unreadable (logged, never fatal)."""
+    card = Path(path) / CARD_FILE
+    if not card.is_file():
+        return None, {}, ""
+    try:
+        meta = json.loads(card.read_text())
+        rnd = meta.get("round")
+        metrics = {str(k): float(v) for k, v in (meta.get("metrics") or {}).items()}
+        return (int(rnd) if rnd is not None else None), metrics, str(meta.get("version") or "")
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        log.warning("%s: unreadable (%s); the model is served without its round and metrics", card, exc)
+        return None, {}, ""
 
 
 def model_name(path: str) -> str:
@@ -266,6 +288,9 @@ class VLMEngine(Engine):
         self.family = family
         self.version = version or "0"
         self.name = self.engine_name
+        # From the checkpoint's trainer card, when it has one: the app shows them.
+        self.round: int | None = None
+        self.metrics: dict[str, float] = {}
         self.sample_config = SampleConfig.from_options(options)
         self.vlm_options = VLMOptions.from_options(options)
         self._reader = None
@@ -279,7 +304,18 @@ class VLMEngine(Engine):
             version=self.version,
             device=self.device,
             kinds=list(self.kinds),
+            round=self.round,
+            metrics=dict(self.metrics),
         )
+
+    def identify(self, path: str, version: str) -> None:
+        """Name, version, round and metrics of the checkpoint at `path` (version: the caller's,
+        else the trainer card's, else a hash of the files)."""
+        rnd, metrics, card_version = checkpoint_card(path)
+        self.path = path
+        self.name = model_name(path)
+        self.version = version or card_version or checkpoint_version(path)
+        self.round, self.metrics = rnd, metrics
 
     # ------------------------------------------------------------ to implement
 

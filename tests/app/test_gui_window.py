@@ -407,3 +407,22 @@ def test_timeline_zoom_pan_follow_and_fit(annotated, qtbot):
     assert e <= 0.5 <= f and f - e == pytest.approx(b - a, rel=1e-3)
     tl.zoom_to_fit()
     assert vb.viewRange()[0] == pytest.approx([0, win.doc.duration], abs=0.05)
+
+
+def test_status_bar_shows_the_served_round_and_its_metrics(local_window) -> None:
+    from core.protocol import ModelInfo
+
+    local_window._on_model(ModelInfo(engine="kinematic", name="kinematic", version="1.0"))
+    assert local_window.model_label.text() == "model: kinematic · kinematic@1.0"
+    tuned = ModelInfo(
+        engine="transformers",
+        name="round-003",
+        version="r3-1a2b3c4d",
+        device="cuda",
+        round=3,
+        metrics={"score": 0.8125, "f1@0.5": 0.9, "label_acc": 0.85, "traj_px": 12.5},
+    )
+    local_window._on_model(tuned)
+    text, tip = local_window.model_label.text(), local_window.model_label.toolTip()
+    assert text == "model: transformers · round-003@r3-1a2b3c4d · round 3 (score 0.81, F1@0.5s 0.90, labels 0.85)"
+    assert "traj_px: 12.500" in tip and "round 3" in tip

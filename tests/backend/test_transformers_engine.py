@@ -131,8 +131,16 @@ def test_reload_switches_checkpoints_and_keeps_the_old_one_on_failure(
     assert engine.info().tag == "round-1@r1"
     (p,) = engine.predict([EpisodeJob("demo", Dataset(demo_root), 2, ("segments",))])
     assert p.status in ("ok", "unparseable")
+    # A trainer checkpoint's card gives the version, the round and its held-out metrics.
+    card = {"round": 2, "version": "r2-deadbeef", "metrics": {"score": 0.5, "f1@0.5": 0.75}}
+    (copy / "robo_trainer.json").write_text(json.dumps(card))
+    info = engine.reload(str(copy))
+    assert (info.version, info.round, info.metrics) == ("r2-deadbeef", 2, card["metrics"])
+    (copy / "robo_trainer.json").write_text("{not json")
+    info = engine.reload(str(copy), "r2b")
+    assert (info.version, info.round, info.metrics) == ("r2b", None, {})
     engine.reload(str(tiny_qwen), old.version)
-    assert engine.info().tag == old.tag
+    assert engine.info().tag == old.tag and engine.info().round is None
 
 
 def test_cli_evaluate_with_the_tiny_model(tiny_qwen: Path, demo_root: Path, capsys) -> None:

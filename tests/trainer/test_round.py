@@ -97,6 +97,8 @@ def test_round_finetunes_compares_and_the_backend_serves_the_new_model(tmp_path,
         # The backend now serves the new model, under the round's version ...
         served = client.model()
         assert served.version == meta.version and served.tag == record["served_after"] != base.tag
+        # ... and says which round it is and how that round scored (the app's status bar shows it).
+        assert served.round == 1 and served.metrics["score"] == pytest.approx(record["metrics"]["score"])
         event = listener.next(timeout=10)
         listener.close()
         assert event is not None and event.model == served.tag
