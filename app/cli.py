@@ -239,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_open_options(s)
     s.set_defaults(func=cmd_demo)
 
+    from core.export.cli import register as register_export
+
+    register_export(sub)
+
     s = sub.add_parser("info", help="print a dataset's summary")
     s.add_argument("dataset", type=Path)
     s.set_defaults(func=cmd_info)

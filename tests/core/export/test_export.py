@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import msgspec
@@ -18,6 +20,8 @@ from core.export.base import frame_segment_indices
 from core.export.cli import register, run
 
 from .conftest import UNREVIEWED_EPISODE, write_store
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _skills(out: Path) -> dict:
@@ -117,6 +121,22 @@ def test_cli_exports_and_reports_errors(demo_root: Path, store_path: Path, tmp_p
     )
     assert run(args) == 0
     assert str(UNREVIEWED_EPISODE) in _skills(out)["episodes"]
+
+
+def test_robo_annotate_export_is_the_command(demo_root: Path, store_path: Path, tmp_path: Path):
+    """The documented command line, as a user runs it: `robo-annotate export ...` in its own process."""
+    out = tmp_path / "llava"
+    cmd = [sys.executable, "-m", "app.cli", "export", str(demo_root), "--store", str(store_path)]
+    done = subprocess.run(
+        [*cmd, "--format", "llava", "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "export llava" in done.stderr  # the progress bar
+    assert (out / "README.md").is_file() and not list(tmp_path.glob(".llava*"))
+    again = subprocess.run(
+        [*cmd, "--format", "llava", "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300
+    )
+    assert again.returncode == 1 and "already exists; use --force" in again.stderr
 
 
 def test_cli_offers_every_format():
