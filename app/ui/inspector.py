@@ -7,7 +7,7 @@ fields commit when editing finishes (Enter or leaving the field), choices at onc
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -65,6 +65,10 @@ def _set_combo(combo: QComboBox, value: str) -> None:
 def _combo(values) -> QComboBox:
     box = QComboBox()
     box.addItems(list(values))
+    # As wide as the dock allows, not as wide as the longest type name: a narrow dock
+    # must not push the panel past its right edge.
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(8)
     return box
 
 
@@ -96,6 +100,14 @@ class Inspector(QScrollArea):
         doc.base_revision_changed.connect(lambda _r: self.refresh())
         self.refresh()
 
+    def minimumSizeHint(self) -> QSize:
+        """Never narrower than the panels need: with no horizontal scroll bar, a narrower dock
+        would cut off their right edge (buttons, fields)."""
+        hint = super().minimumSizeHint()
+        body = self.widget().minimumSizeHint().width() if self.widget() is not None else 0
+        extra = 2 * self.frameWidth() + self.verticalScrollBar().sizeHint().width()
+        return QSize(max(hint.width(), body + extra), hint.height())
+
     # ------------------------------------------------------------ panels
 
     def _episode_box(self) -> QGroupBox:
@@ -105,6 +117,7 @@ class Inspector(QScrollArea):
         self.ep_title.setWordWrap(True)
         self.ep_title.setObjectName("episodeTitle")
         self.ep_review = QLabel("")
+        self.ep_review.setWordWrap(True)
         self.ep_model = QLabel("")
         self.ep_model.setWordWrap(True)
         self.ep_revision = QLabel("")
@@ -268,11 +281,14 @@ class Inspector(QScrollArea):
         self._fit_page(index)
 
     def _fit_page(self, index: int) -> None:
-        """A stack is as tall as its tallest page; let only the shown one count."""
+        """A stack is as big as its biggest page; let only the shown one count (height and width)."""
         for i in range(self.pages.count()):
             policy = QSizePolicy.Policy.Preferred if i == index else QSizePolicy.Policy.Ignored
-            self.pages.widget(i).setSizePolicy(QSizePolicy.Policy.Preferred, policy)
-        self.pages.adjustSize()
+            self.pages.widget(i).setSizePolicy(policy, policy)
+        # Tell the layouts, which size the stack to its container (adjustSize() would size it to
+        # the page's own hint and let a wide page stick out of the panel).
+        self.pages.updateGeometry()
+        self.updateGeometry()  # the dock re-reads minimumSizeHint
 
     # ------------------------------------------------------------ refresh
 

@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
             m, "&Export…", self.export_dialog, "Ctrl+E", "Write accepted annotations"
         )
         m.addSeparator()
-        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(m, "&Quit", self.close, "Ctrl+Q")
 
         m = mb.addMenu("&Edit")
         undo = self.doc.undo_stack.createUndoAction(self, "&Undo")
@@ -392,7 +392,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Delete selected", self.delete_selected, "Del")
         m.addSeparator()
         self._action(m, "Add &dialogue turn at playhead", lambda: self.doc.add_dialogue(), "Ctrl+D")
-        self._action(m, "Add &question at playhead", self._add_qa, "Ctrl+Q")
+        self._action(m, "Add &question at playhead", self._add_qa, "Ctrl+K")
         m.addSeparator()
         self._action(m, "Accept &suggestion", self.doc.accept_suggestion)
         self._action(m, "Reject s&uggestion", self.doc.reject_suggestion)
@@ -685,14 +685,29 @@ class MainWindow(QMainWindow):
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)
 
+    def shortcut_lines(self) -> list[str]:
+        """Every menu action that has a key, by menu: read from the actions, so it stays true."""
+        lines: list[str] = []
+        for menu_action in self.menuBar().actions():
+            menu = menu_action.menu()
+            if menu is None:
+                continue
+            rows = [
+                f"  {', '.join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())}"
+                f"  {act.text().replace('&', '')}"
+                for act in menu.actions()
+                if act.shortcuts() and any(not k.isEmpty() for k in act.shortcuts())
+            ]
+            if rows:
+                lines += [menu_action.text().replace("&", ""), *rows]
+        return lines
+
     def _show_keys(self) -> None:
         QMessageBox.information(
             self,
             "Keyboard shortcuts",
-            "Space play/pause · J/K/L back/pause/forward (repeat: faster)\n"
-            "←/→ one frame · Shift+←/→ one second · Home/End first/last frame\n"
-            "↑/↓ previous/next subtask · S split · M merge with next · F2 rename · I insert · Del delete\n"
-            "Ctrl+Z undo · Ctrl+Shift+Z redo · Ctrl+Enter accept episode · N next in queue · P predict",
+            "\n".join(self.shortcut_lines())
+            + "\n\nJ / L again: faster. Drag boundaries, boxes and points with the mouse.",
         )
 
     def export_dialog(self) -> None:
@@ -802,7 +817,12 @@ class MainWindow(QMainWindow):
 
 
 # The held-out numbers worth a glance in the status bar, in this order (trainer.metrics names).
-HEADLINE_METRICS = (("score", "score"), ("f1@0.5", "F1@0.5s"), ("label_acc", "labels"), ("box_iou", "box IoU"))
+HEADLINE_METRICS = (
+    ("score", "score"),
+    ("f1@0.5", "F1@0.5s"),
+    ("label_acc", "labels"),
+    ("box_iou", "box IoU"),
+)
 
 
 def model_status(info: Any) -> tuple[str, str]:

@@ -255,6 +255,32 @@ def test_inspector_edits_dialogue_and_accepts_the_episode(annotated, qtbot):
     assert not insp.accept_button.isEnabled()
 
 
+def test_inspector_fits_its_dock_whatever_is_selected(annotated, qtbot):
+    """No panel is wider than the dock shows (there is no horizontal scroll bar to reach it)."""
+    win, insp = annotated, annotated.inspector
+    win.resizeDocks([win.docks["inspector"]], [1], Qt.Orientation.Horizontal)  # as narrow as it goes
+    qtbot.wait(50)
+    add = {"add dialogue": win.doc.add_dialogue, "add qa": lambda: win.doc.add_qa(win.dataset.cameras[0])}
+    for kind in ("segments", "boxes", "contacts", "dialogue", "qa", None, "add dialogue", "add qa"):
+        if kind in add:
+            add[kind]()  # as Ctrl+D / Ctrl+K do: a new item, selected
+        elif kind is None:
+            win.doc.select(None)
+        else:
+            win.doc.select(kind, 0)
+        # Not even for a moment may the shown page be wider than its panel (nothing may be left to
+        # lay it out again later: a real window often has no later pass).
+        assert insp.pages.width() <= insp.item_box.contentsRect().width(), kind
+        qtbot.wait(50)
+        assert insp.widget().width() <= insp.viewport().width(), kind
+        page = insp.pages.currentWidget()
+        right = page.mapTo(insp.viewport(), page.rect().topRight()).x()
+        assert right <= insp.viewport().width(), kind
+        # ... and the page sits inside its panel's frame.
+        box = insp.item_box
+        assert page.mapTo(box, page.rect().topRight()).x() <= box.contentsRect().right(), kind
+
+
 def test_browser_filter_sort_and_next(local_window, qtbot, demo_ds):
     win = local_window
     b = win.browser
@@ -424,5 +450,25 @@ def test_status_bar_shows_the_served_round_and_its_metrics(local_window) -> None
     )
     local_window._on_model(tuned)
     text, tip = local_window.model_label.text(), local_window.model_label.toolTip()
-    assert text == "model: transformers · round-003@r3-1a2b3c4d · round 3 (score 0.81, F1@0.5s 0.90, labels 0.85)"
+    assert (
+        text
+        == "model: transformers · round-003@r3-1a2b3c4d · round 3 (score 0.81, F1@0.5s 0.90, labels 0.85)"
+    )
     assert "traj_px: 12.500" in tip and "round 3" in tip
+
+
+def test_no_two_actions_share_a_shortcut(local_window) -> None:
+    """An ambiguous shortcut fires neither action (Qt only warns), so every key must be unique."""
+    from PySide6.QtGui import QAction, QKeySequence
+
+    seen: dict[str, str] = {}
+    for act in local_window.findChildren(QAction):
+        for seq in act.shortcuts():
+            key = seq.toString(QKeySequence.SequenceFormat.PortableText)
+            if not key:
+                continue
+            assert key not in seen or seen[key] == act.text(), f"{key}: {seen.get(key)!r} and {act.text()!r}"
+            seen[key] = act.text()
+    assert {"Ctrl+Q", "Ctrl+K", "Space", "Ctrl+Z"} <= set(seen)
+    help_text = "\n".join(local_window.shortcut_lines())
+    assert "Add question at playhead" in help_text and "Next in review queue" in help_text
