@@ -68,7 +68,7 @@ from core.protocol import (
     decode_request,
     encode,
 )
-from core.store import Applied, Conflicted, Rejected, Store
+from core.store import Applied, Conflicted, Head, Rejected, Store
 
 log = logging.getLogger("robo.backend")
 SERVER_NAME = "robo-backend/0.1"
@@ -385,22 +385,14 @@ class BackendServer:
         candidates = []
         for ds_id in ids:
             ds = self.registry.get(ds_id)
-            for h in self.reader.heads(ds_id):
-                if h.review == "accepted" or h.episode not in ds.episodes:
-                    continue
-                pred = self.reader.prediction(ds_id, h.episode, h.model) if h.model else None
-                info = ds.episode(h.episode)
-                candidates.append(
-                    Candidate(
-                        dataset=ds_id,
-                        episode=h.episode,
-                        uncertainty=1.0 if h.uncertainty is None else h.uncertainty,
-                        task=info.task,
-                        duration=info.duration,
-                        status=pred["status"] if pred else "",
-                    )
-                )
-            for episode, status, uncertainty in self.reader.headless_predictions(ds_id):
+            # (episode, uncertainty, status): episodes with a head not yet accepted, and episodes a
+            # model answered but nothing could be applied to (no head at all).
+            waiting = [
+                (h.episode, h.uncertainty, self._head_status(ds_id, h))
+                for h in self.reader.heads(ds_id)
+                if h.review != "accepted"
+            ] + self.reader.headless_predictions(ds_id)
+            for episode, uncertainty, status in waiting:
                 if episode not in ds.episodes:
                     continue
                 info = ds.episode(episode)
@@ -415,6 +407,11 @@ class BackendServer:
                     )
                 )
         return QueueReply(id=req.id, items=rank(candidates, max(0, min(req.limit, 1000))))
+
+    def _head_status(self, ds_id: str, head: Head) -> str:
+        """The status of the prediction that made the head's model version ("" if none did)."""
+        pred = self.reader.prediction(ds_id, head.episode, head.model) if head.model else None
+        return pred["status"] if pred else ""
 
     # ------------------------------------------------------------ corrections
 

@@ -248,12 +248,13 @@ class Store:
             return None
         return dict(zip(("status", "created", "revision", "uncertainty", "raw", "error"), row, strict=True))
 
-    def headless_predictions(self, dataset: str) -> list[tuple[int, str, float | None]]:
-        """(episode, status, uncertainty) of the newest prediction of each episode that has no
+    def headless_predictions(self, dataset: str) -> list[tuple[int, float | None, str]]:
+        """(episode, uncertainty, status) of the newest prediction of each episode that has no
         revision yet: a model answered but nothing could be applied (unparseable, failed), and
         the episode must still be reviewed."""
+        # SQLite takes the bare columns from the row that has the MAX (its documented rule).
         rows = self.conn.execute(
-            "SELECT p.episode, p.status, p.uncertainty, MAX(p.created) FROM predictions p "
+            "SELECT p.episode, p.uncertainty, p.status, MAX(p.created) FROM predictions p "
             "LEFT JOIN heads h ON h.dataset = p.dataset AND h.episode = p.episode "
             "WHERE p.dataset = ? AND h.episode IS NULL GROUP BY p.episode ORDER BY p.episode",
             (dataset,),

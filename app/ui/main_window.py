@@ -54,6 +54,7 @@ from app.ui.timeline import Timeline
 from core.annotations import EpisodeAnnotation
 from core.dataset import Dataset
 from core.errors import RoboAnnotateError
+from core.protocol import ModelInfo
 
 SETTINGS_ENV = "ROBO_ANNOTATE_SETTINGS"
 LAYOUT_VERSION = 1
@@ -692,12 +693,11 @@ class MainWindow(QMainWindow):
             menu = menu_action.menu()
             if menu is None:
                 continue
-            rows = [
-                f"  {', '.join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts())}"
-                f"  {act.text().replace('&', '')}"
-                for act in menu.actions()
-                if act.shortcuts() and any(not k.isEmpty() for k in act.shortcuts())
-            ]
+            rows = []
+            for act in menu.actions():
+                keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts()]
+                if keys := [k for k in keys if k]:
+                    rows.append(f"  {', '.join(keys)}  {act.text().replace('&', '')}")
             if rows:
                 lines += [menu_action.text().replace("&", ""), *rows]
         return lines
@@ -825,16 +825,15 @@ HEADLINE_METRICS = (
 )
 
 
-def model_status(info: Any) -> tuple[str, str]:
+def model_status(info: ModelInfo) -> tuple[str, str]:
     """The status bar's model text and its tooltip: engine, model and version, and for a
     fine-tuned model its active-learning round with the round's held-out metrics."""
     text = f"model: {info.engine} · {info.name}@{info.version}"
     tip = [f"engine {info.engine} on {info.device}", f"model {info.name}, version {info.version}"]
-    rnd = getattr(info, "round", None)
-    metrics: dict[str, float] = dict(getattr(info, "metrics", None) or {})
-    if rnd is not None:
-        text += f" · round {rnd}"
-        tip.append(f"active-learning round {rnd}")
+    metrics = info.metrics
+    if info.round is not None:
+        text += f" · round {info.round}"
+        tip.append(f"active-learning round {info.round}")
     heads = [f"{label} {metrics[key]:.2f}" for key, label in HEADLINE_METRICS if key in metrics]
     if heads:
         text += " (" + ", ".join(heads) + ")"
