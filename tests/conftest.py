@@ -18,7 +18,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SVT_LOG", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = REPO / ".cache" / "test-data"
+# ROBO_TEST_CACHE moves the cache (e.g. one per worktree or parallel developer).
+CACHE = Path(os.environ.get("ROBO_TEST_CACHE") or REPO / ".cache" / "test-data")
 DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
 
 
