@@ -2,7 +2,10 @@
 
 Episodes the same model version already predicted (ok or unparseable) are
 skipped, so an interrupted run picks up where it stopped; an episode that failed
-is recorded with its error and the run goes on (and retries it next time).
+is recorded with its error and the run goes on (and retries it next time). For an
+engine that learns from accepted episodes the version includes the fingerprint of
+the episode's exemplar set, so a run re-predicts exactly the episodes whose
+exemplars changed since.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.engines import Engine, EpisodeJob, Prediction
+from backend.exemplars import ExemplarIndex
 from core.dataset import Dataset
 from core.store import Store
 
@@ -41,12 +45,17 @@ def annotate_dataset(
     if missing:
         raise ValueError(f"episodes {missing[:10]}: not in {root} ({len(ds)} episodes)")
     report = AnnotateReport()
-    model = engine.info().tag
     with Store(store_path) as store:
+        index = ExemplarIndex.load(store, ds_id, ds) if getattr(engine, "supports_exemplars", False) else None
+        accepted = {h.episode for h in store.heads(ds_id) if h.review == "accepted"}
+
+        def job(e: int) -> EpisodeJob:
+            return EpisodeJob(ds_id, ds, e, kinds, exemplars=index.for_episode(e) if index else ())
+
         todo = []
         for e in wanted:
-            prev = store.prediction(ds_id, e, model)
-            if prev and prev["status"] in ("ok", "unparseable"):
+            prev = store.prediction(ds_id, e, engine.job_tag(job(e)))
+            if (prev and prev["status"] in ("ok", "unparseable")) or e in accepted:
                 report.skipped += 1
             else:
                 todo.append(e)
@@ -55,14 +64,17 @@ def annotate_dataset(
             progress(done, len(wanted))
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            jobs = [EpisodeJob(ds_id, ds, e, kinds) for e in chunk]
+            jobs = [job(e) for e in chunk]
             try:
                 preds = engine.predict(jobs)
             except Exception as exc:  # the engine itself broke: every episode of the batch failed
                 preds = [Prediction(status="error", error=f"engine failed: {exc}") for _ in jobs]
             with store.transaction():
-                for e, p in zip(chunk, preds, strict=True):
-                    store.add_prediction(ds_id, e, model, p.status, p.annotation, list(kinds), p.raw, p.error)
+                for j, p in zip(jobs, preds, strict=True):
+                    e = j.episode
+                    model = engine.job_tag(j)
+                    got = list(p.kinds) if p.kinds is not None else list(kinds)
+                    store.add_prediction(ds_id, e, model, p.status, p.annotation, got, p.raw, p.error)
                     if p.status == "ok":
                         report.predicted += 1
                     elif p.status == "unparseable":

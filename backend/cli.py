@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             curve_dir=args.curve,
             insecure=args.insecure,
             heartbeat_s=args.heartbeat,
+            propagation_delay=args.propagation_delay,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -95,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from backend.evaluate import evaluate_engine, format_report
 
     engine = make_engine(args.engine, **_engine_options(args.engine_options, args.model))
-    result = evaluate_engine(args.dataset, engine, args.episodes)
+    result = evaluate_engine(args.dataset, engine, args.episodes, exemplars=args.exemplars)
     print(format_report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -131,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without --curve")
     s.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)")
+    s.add_argument(
+        "--propagation-delay",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="after an acceptance, wait this long for more before re-proposing the task's other "
+        "episodes from its accepted ones (default 1; 0 turns it off)",
+    )
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("annotate", help="batch pre-annotation into the store (resumable)")
@@ -150,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--client", default=None, help="also make a client key pair with this name and allow it")
     s.set_defaults(func=cmd_keygen)
 
-    s = sub.add_parser("evaluate", help="score an engine against a demo dataset's ground truth")
+    s = sub.add_parser("evaluate", help="score an engine against a dataset's ground_truth.json")
     s.add_argument("dataset", type=Path)
     s.add_argument("--engine", default="kinematic")
     s.add_argument(
@@ -158,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--engine-options", default=None, help="engine options as a JSON object")
     s.add_argument("--episodes", type=int, nargs="*", default=None)
+    s.add_argument(
+        "--exemplars",
+        type=int,
+        default=0,
+        metavar="K",
+        help="accept the K lowest-index episodes of each task with their true segments first and "
+        "score the rest (default 0: zero-shot)",
+    )
     s.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
     s.set_defaults(func=cmd_evaluate)
     return p

@@ -61,6 +61,9 @@ class ServerConfig:
     batch_size: int = 8
     # Predict requests queued beyond this get a 'busy' error.
     max_pending: int = 64
+    # Seconds without a new acceptance before a task's episodes are re-proposed from its
+    # exemplars (engines that learn from accepted episodes only); 0 turns it off.
+    propagation_delay: float = 1.0
 
     def __post_init__(self) -> None:
         self.datasets = [Path(p) for p in self.datasets]
@@ -87,5 +90,7 @@ class ServerConfig:
             raise ValueError(f"heartbeat_s = {self.heartbeat_s}: must be > 0")
         if self.max_message_bytes < 1024:
             raise ValueError(f"max_message_bytes = {self.max_message_bytes}: must be >= 1024")
+        if self.propagation_delay < 0:
+            raise ValueError(f"propagation_delay = {self.propagation_delay}: must be >= 0 seconds")
         if self.batch_size < 1:
             raise ValueError(f"batch_size = {self.batch_size}: must be >= 1")

@@ -28,6 +28,8 @@ import zmq
 
 from backend.config import ServerConfig
 from backend.engines import Engine, EpisodeJob, Prediction, make_engine
+from backend.exemplars import ExemplarIndex
+from backend.propagation import Debouncer
 from backend.registry import DatasetRegistry, RegistryError
 from backend.review_queue import Candidate, rank
 from backend.security import CurveServer
@@ -160,6 +162,10 @@ class BackendServer:
         self.curve: CurveServer | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        # Re-proposals from exemplars after acceptances (engines that learn from them only).
+        self.repropose: Debouncer | None = None
+        self._keys: dict[str, dict[int, str]] = {}
+        self._propagations = 0
         self._handlers: dict[type, Callable[[Envelope, Any], msgspec.Struct | None]] = {
             Hello: self._hello,
             Ping: self._ping,
@@ -227,6 +233,10 @@ class BackendServer:
         self.pub.bind(cfg.events)
         self._engine_thread = threading.Thread(target=self._engine_loop, name="backend-engine", daemon=True)
         self._engine_thread.start()
+        if getattr(self.engine, "supports_exemplars", False) and cfg.propagation_delay > 0:
+            self.repropose = Debouncer(cfg.propagation_delay, self._schedule_repropose)
+            # Proposals a crash or a restart left behind their exemplars are made again.
+            self._enqueue(_EngineTask(self._sweep_stale, "propagation sweep"))
         log.info(
             "serving %s on %s (events %s), engine %s",
             ", ".join(self.registry.ids),
@@ -236,6 +246,8 @@ class BackendServer:
         )
 
     def _teardown(self) -> None:
+        if self.repropose is not None:
+            self.repropose.close()
         self._engine_q.put(None)
         if getattr(self, "_engine_thread", None) is not None:
             self._engine_thread.join(timeout=30)
@@ -439,6 +451,13 @@ class BackendServer:
             self.outbox.reply(
                 envelope, Ack(id=req.id, uuid=c.uuid, revision=outcome.revision, duplicate=outcome.duplicate)
             )
+            if (
+                not outcome.duplicate
+                and self.repropose is not None
+                and (outcome.annotation.review == "accepted" or outcome.previous_review == "accepted")
+            ):
+                # The task's exemplar set changed: its other episodes deserve new proposals.
+                self.repropose.touch((c.dataset, self._task_key(c.dataset, c.episode)))
             if not outcome.duplicate:
                 self.outbox.event(
                     Event(
@@ -472,6 +491,14 @@ class BackendServer:
         self._engine_q.put(task)
 
     def _engine_loop(self) -> None:
+        # The engine thread reads the store (exemplars, what was predicted) on its own connection.
+        self.engine_reader = Store(self.config.store, readonly=True)
+        try:
+            self._engine_tasks()
+        finally:
+            self.engine_reader.close()
+
+    def _engine_tasks(self) -> None:
         while True:
             task = self._engine_q.get()
             if task is None:
@@ -498,8 +525,10 @@ class BackendServer:
         if self._busy >= self.config.max_pending:
             raise RequestError("busy", f"{self._busy} engine jobs are waiting; try again later")
         todo, skipped = [], []
+        index = self._exemplars(self.reader, req.dataset, ds)
         for e in dict.fromkeys(req.episodes):
-            done = None if req.force else self.reader.prediction(req.dataset, e, self.model.tag)
+            tag = self.engine.job_tag(self._job(req, ds, e, index))
+            done = None if req.force else self.reader.prediction(req.dataset, e, tag)
             (skipped if done and done["status"] in ("ok", "unparseable") else todo).append(e)
         if todo:
             self._enqueue(
@@ -509,14 +538,32 @@ class BackendServer:
             self.outbox.reply(envelope, PredictDone(id=req.id, ok=0, failed=0, skipped=len(skipped)))
         return Accepted(id=req.id, total=len(todo), skipped=skipped)
 
-    def _run_predict(self, envelope: Envelope | None, req: Predict, ds: Dataset, episodes: list[int]) -> None:
-        model = self.model.tag
+    def _exemplars(self, store: Store, dataset_id: str, ds: Dataset) -> ExemplarIndex | None:
+        """The dataset's accepted episodes by task, for engines that learn from them."""
+        if not getattr(self.engine, "supports_exemplars", False):
+            return None
+        return ExemplarIndex.load(store, dataset_id, ds)
+
+    def _job(self, req: Predict, ds: Dataset, episode: int, index: ExemplarIndex | None) -> EpisodeJob:
+        exemplars = index.for_episode(episode) if index is not None else ()
+        return EpisodeJob(req.dataset, ds, episode, tuple(req.kinds), dict(req.options), exemplars)
+
+    def _run_predict(
+        self,
+        envelope: Envelope | None,
+        req: Predict,
+        ds: Dataset,
+        episodes: list[int],
+        index: ExemplarIndex | None = None,
+    ) -> None:
+        if index is None:
+            index = self._exemplars(self.engine_reader, req.dataset, ds)
         futures: list[Future] = []
         outcomes: dict[int, str] = {}
         done = 0
         for start in range(0, len(episodes), self.config.batch_size):
             chunk = episodes[start : start + self.config.batch_size]
-            jobs = [EpisodeJob(req.dataset, ds, e, tuple(req.kinds), dict(req.options)) for e in chunk]
+            jobs = [self._job(req, ds, e, index) for e in chunk]
             try:
                 preds = self.engine.predict(jobs)
                 if len(preds) != len(jobs):
@@ -524,11 +571,13 @@ class BackendServer:
             except Exception as exc:
                 log.exception("engine failed")
                 preds = [Prediction(status="error", error=f"engine failed: {exc}") for _ in jobs]
-            for e, p in zip(chunk, preds, strict=True):
+            for job, p in zip(jobs, preds, strict=True):
+                e = job.episode
                 outcomes[e] = p.status
-                fut = self.writer.submit(
-                    partial(_store_prediction, req.dataset, e, model, p, list(req.kinds))
-                )
+                # A job with exemplars is answered by the version its exemplar set makes.
+                model = self.engine.job_tag(job) if job.exemplars else self.model.tag
+                kinds = list(p.kinds) if p.kinds is not None else list(req.kinds)
+                fut = self.writer.submit(partial(_store_prediction, req.dataset, e, model, p, kinds))
                 fut.add_done_callback(partial(self._predicted, envelope, req, e, p, model))
                 futures.append(fut)
                 done += 1
@@ -579,6 +628,59 @@ class BackendServer:
                 model=model,
             )
         )
+
+    # ------------------------------------------------------------ propagation
+
+    def _task_key(self, dataset_id: str, episode: int) -> str:
+        from backend.exemplars import task_keys
+
+        keys = self._keys.get(dataset_id)
+        if keys is None:
+            keys = self._keys[dataset_id] = task_keys(self.registry.get(dataset_id))
+        return keys.get(episode, "")
+
+    def _schedule_repropose(self, key: tuple[str, str]) -> None:
+        self._enqueue(_EngineTask(partial(self._run_repropose, *key), f"propagate {key[0]}"))
+
+    def _run_repropose(self, dataset_id: str, task_key: str) -> None:
+        """New proposals for every episode of the task that nobody accepted (on the engine thread)."""
+        ds = self.registry.get(dataset_id)
+        index = ExemplarIndex.load(self.engine_reader, dataset_id, ds)
+        heads = {h.episode: h for h in self.engine_reader.heads(dataset_id)}
+        req = Predict(
+            id=f"propagate-{self._propagations}",
+            dataset=dataset_id,
+            episodes=[],
+            kinds=list(self.engine.kinds),
+        )
+        self._propagations += 1
+        todo = []
+        for e in index.episodes_of_task(task_key):
+            head = heads.get(e)
+            if head is not None and head.review == "accepted":
+                continue
+            job = self._job(req, ds, e, index)
+            if not job.exemplars:
+                continue
+            done = self.engine_reader.prediction(dataset_id, e, self.engine.job_tag(job))
+            if done is None or done["status"] not in ("ok", "unparseable"):
+                todo.append(e)
+        if todo:
+            log.info(
+                "re-proposing %d episode(s) of %s from %s", len(todo), dataset_id, task_key or "its task"
+            )
+            self._run_predict(None, msgspec.structs.replace(req, episodes=todo), ds, todo, index)
+
+    def _sweep_stale(self) -> None:
+        """At start: tasks whose proposals are older than their exemplars are re-proposed."""
+        for ds_id in self.registry.ids:
+            try:
+                ds = self.registry.get(ds_id)
+            except DatasetError:
+                continue
+            index = ExemplarIndex.load(self.engine_reader, ds_id, ds)
+            for key in index.groups:
+                self._run_repropose(ds_id, key)
 
     def _reload(self, envelope: Envelope, req: ReloadModel) -> None:
         self._enqueue(_EngineTask(partial(self._run_reload, envelope, req), "reload"))

@@ -243,6 +243,8 @@ class EpisodeAnnotation(msgspec.Struct, kw_only=True):
     uncertainty: float | None = None
     # The model (name@version) whose prediction this annotation started from.
     model: str = ""
+    # Where that prediction came from, for the reviewer (e.g. "aligned to episodes 3 and 7").
+    origin: str = ""
 
     def __post_init__(self) -> None:
         _check_text("EpisodeAnnotation", "dataset", self.dataset)

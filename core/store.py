@@ -100,6 +100,8 @@ class Applied:
     revision: int
     annotation: EpisodeAnnotation
     duplicate: bool = False
+    # The review state of the revision this one replaced (None: there was none).
+    previous_review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -388,7 +390,7 @@ class Store:
             now=now,
             human_edits=(info.human_edits if info else 0) + 1,
         )
-        return Applied(new.revision, new)
+        return Applied(new.revision, new, previous_review=info.review if info else None)
 
     def add_prediction(
         self,
@@ -418,7 +420,9 @@ class Store:
             merged = annotation
             if head is not None:
                 merged = msgspec.structs.replace(head, **{k: getattr(annotation, k) for k in kinds})
-                merged = msgspec.structs.replace(merged, uncertainty=annotation.uncertainty, model=model)
+                merged = msgspec.structs.replace(
+                    merged, uncertainty=annotation.uncertainty, model=model, origin=annotation.origin
+                )
             revision = (info.revision if info else 0) + 1
             merged = msgspec.structs.replace(merged, revision=revision, model=model, review="unreviewed")
             self._insert_revision(

@@ -27,6 +27,8 @@ class EpisodeJob:
     episode: int
     kinds: tuple[str, ...] = ("segments",)
     options: dict[str, Any] = field(default_factory=dict)
+    # Accepted episodes of the same task (see backend/exemplars.py) an engine may learn from.
+    exemplars: tuple[EpisodeAnnotation, ...] = ()
 
 
 @dataclass
@@ -44,6 +46,9 @@ class Prediction:
     raw: str = ""
     error: str = ""
     notes: dict[str, Any] = field(default_factory=dict)
+    # The kinds the annotation really carries, when fewer than the job asked for: only these
+    # replace the stored head's, so a segments-only answer never wipes another model's boxes.
+    kinds: tuple[str, ...] | None = None
 
 
 class Engine(ABC):
@@ -60,6 +65,10 @@ class Engine(ABC):
     @property
     def tag(self) -> str:
         return self.info().tag
+
+    def job_tag(self, job: EpisodeJob) -> str:
+        """The model version that would answer `job`: what the store records and skips on."""
+        return self.tag
 
     @abstractmethod
     def predict(self, jobs: Sequence[EpisodeJob]) -> list[Prediction]:

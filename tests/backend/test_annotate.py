@@ -38,7 +38,7 @@ def test_annotate_is_resumable_and_records_errors(demo_copy, tmp_path):
     assert "predicted 3, skipped 0" in first.stdout and "failed 1" in first.stdout
     assert "episode 2:" in first.stdout and "rows" in first.stdout
     with Store(store, readonly=True) as s:
-        assert s.prediction("demo", 2, "kinematic@1.0")["status"] == "error"
+        assert s.prediction("demo", 2, "kinematic@2.0")["status"] == "error"
         assert [h.episode for h in s.heads("demo")] == [0, 1, 3]
 
     second = _run("annotate", demo_copy, "--store", store)  # all episodes now

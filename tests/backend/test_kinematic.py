@@ -29,7 +29,7 @@ from core.demo.scene import PHASES, robot_signals, sample_episode
 from core.errors import DatasetError
 from core.metrics import boundary_f1, frame_label_accuracy
 
-TAG = "kinematic@1.0"
+TAG = "kinematic@2.0"
 VOCABULARY = {*PHASES, "idle"}
 FEATURES = ("observation.state", "action")
 DEMO_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
@@ -348,9 +348,10 @@ def test_any_finite_signal_gives_a_valid_cover(arr, named):
     assert msgspec.json.encode(pred.notes)
 
 
-def test_report_lists_every_episode_and_the_mean(clean):
+def test_report_lists_every_episode_the_mean_and_the_peer(clean):
     text = format_report(clean)
     lines = text.splitlines()
     assert sum(1 for line in lines if line.strip().startswith(tuple("012345"))) == 6
-    assert lines[-1].split()[0] == "mean"
+    assert lines[-2].split()[0] == "mean" and lines[-1].split()[0] == "peer"
     assert all(not math.isnan(v) for v in clean["mean"].values())
+    assert set(clean["peer"]["mean"]) == {"f1@0.25", "f1@0.5", "f1@1.0", "label_acc"}

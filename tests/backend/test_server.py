@@ -32,7 +32,7 @@ def test_hello_describes_datasets_and_model(client, demo_dataset):
     w = client.welcome
     assert [d.id for d in w.datasets] == ["demo"]
     assert w.datasets[0].episodes == len(demo_dataset) and w.datasets[0].cameras == demo_dataset.cameras
-    assert w.model.engine == "kinematic" and w.model.tag == "kinematic@1.0"
+    assert w.model.engine == "kinematic" and w.model.tag == "kinematic@2.0"
 
 
 def test_predict_stores_revisions_and_skips_done_work(client, demo_dataset):
@@ -41,7 +41,7 @@ def test_predict_stores_revisions_and_skips_done_work(client, demo_dataset):
     assert done.ok == 3 and done.failed == 0
     assert [p.done for p in progress] == [1, 2, 3]
     for r in results:
-        assert r.status == "ok" and r.revision == 1 and r.model == "kinematic@1.0"
+        assert r.status == "ok" and r.revision == 1 and r.model == "kinematic@2.0"
         ann = r.annotation
         assert ann.segments and ann.segments[-1].end == demo_dataset.episode(r.episode).duration
         assert 0 <= ann.uncertainty <= 1
@@ -49,7 +49,7 @@ def test_predict_stores_revisions_and_skips_done_work(client, demo_dataset):
     assert again == [] and done.skipped == 3
     forced, _ = client.predict("demo", [1], force=True)
     assert forced[0].revision == 2  # nobody edited it yet: the new prediction becomes the head
-    assert [r.author for r in client.history("demo", 1)] == ["kinematic@1.0", "kinematic@1.0"]
+    assert [r.author for r in client.history("demo", 1)] == ["kinematic@2.0", "kinematic@2.0"]
 
 
 def test_corrections_conflicts_and_history(client, server):
@@ -68,7 +68,7 @@ def test_corrections_conflicts_and_history(client, server):
         assert conflict.yours.task == "bob's idea" and conflict.base_revision == ann.revision
     history = client.history("demo", 0)
     assert [(h.revision, h.kind, h.author) for h in history] == [
-        (1, "model", "kinematic@1.0"),
+        (1, "model", "kinematic@2.0"),
         (2, "human", "human:alice"),
     ]
     # A new prediction does not overwrite a person's work: it comes back as a suggestion.
@@ -76,7 +76,7 @@ def test_corrections_conflicts_and_history(client, server):
     assert again.revision is None and again.notes.get("suggestion") is True
     assert client.annotation("demo", 0).revision == ack.revision
     suggestion = client.suggestion("demo", 0)
-    assert suggestion is not None and suggestion.model == "kinematic@1.0" and suggestion.segments
+    assert suggestion is not None and suggestion.model == "kinematic@2.0" and suggestion.segments
     assert client.annotation("demo", 0, revision=1).review == "unreviewed"
 
 
@@ -86,7 +86,7 @@ def test_events_reach_other_clients(client, server):
         time.sleep(0.3)  # let the subscription arrive (PUB/SUB slow joiner)
         (res,), _ = client.predict("demo", [3])
         ev = listener.next(5)
-        assert ev.kind == "prediction_ready" and ev.episode == 3 and ev.model == "kinematic@1.0"
+        assert ev.kind == "prediction_ready" and ev.episode == 3 and ev.model == "kinematic@2.0"
         client.submit(_fix(res.annotation, "alice", "e-1", review="accepted"))
         ev = listener.next(5)
         assert (ev.kind, ev.episode, ev.revision, ev.author) == ("episode_changed", 3, 2, "human:alice")

@@ -87,7 +87,7 @@ def test_garbage_comes_back_clean_through_the_backend(engine, server_config) -> 
     ds = Dataset(server_config.datasets[0] / "demo")
     kin = KinematicEngine().predict([EpisodeJob("demo", ds, 1)])[0]
     with Store(server_config.store) as store, store.transaction():
-        store.add_prediction("demo", 1, "kinematic@1.0", "ok", kin.annotation, ["segments"])
+        store.add_prediction("demo", 1, "kinematic@2.0", "ok", kin.annotation, ["segments"])
 
     with (
         running_server(server_config, engine=engine) as srv,
@@ -111,7 +111,7 @@ def test_garbage_comes_back_clean_through_the_backend(engine, server_config) -> 
         assert done.ok + done.failed == 2
         by_ep = {r.episode: r for r in results}
         if by_ep[1].status == "unparseable":
-            assert c.annotation("demo", 1).model == "kinematic@1.0"  # nothing was replaced
+            assert c.annotation("demo", 1).model == "kinematic@2.0"  # nothing was replaced
         assert 1 in {q.episode for q in c.queue("demo")}
         # Done for this model version: asking again runs nothing.
         again, summary = c.predict("demo", [0, 1], kinds=["segments", "boxes"])

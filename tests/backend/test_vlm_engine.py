@@ -126,7 +126,7 @@ def test_good_answers_make_a_full_valid_annotation(demo_root: Path) -> None:
         assert all(s.source == "scripted@1" and s.confidence == pytest.approx(0.8) for s in ann.segments)
         # Valid in the data model, end to end (the store decodes through the same checks).
         EpisodeAnnotation(**{f: getattr(ann, f) for f in ann.__struct_fields__})
-        assert p.notes["context"] == "kinematic@1.0"  # contact tasks looked at the gripper's close
+        assert p.notes["context"] == "kinematic@2.0"  # contact tasks looked at the gripper's close
 
 
 def test_segmentation_prompt_carries_the_description(demo_root: Path) -> None:
@@ -237,7 +237,7 @@ def test_through_the_backend_ok_and_unparseable_stay_in_the_queue(server_config,
     ds = Dataset(server_config.datasets[0] / "demo")
     kin = KinematicEngine().predict([EpisodeJob("demo", ds, 1)])[0]
     with Store(server_config.store) as store, store.transaction():
-        store.add_prediction("demo", 1, "kinematic@1.0", "ok", kin.annotation, ["segments"])
+        store.add_prediction("demo", 1, "kinematic@2.0", "ok", kin.annotation, ["segments"])
 
     good = good_answer(demo_root)
 
@@ -255,7 +255,7 @@ def test_through_the_backend_ok_and_unparseable_stay_in_the_queue(server_config,
         assert by_ep[1].status == "unparseable" and "can't help" in by_ep[1].raw
         assert done.ok == 1 and done.failed == 1
         head = c.annotation("demo", 1)
-        assert head.model == "kinematic@1.0"  # garbage replaced nothing
+        assert head.model == "kinematic@2.0"  # garbage replaced nothing
         queued = {q.episode for q in c.queue("demo")}
         assert {0, 1} <= queued
         # Asked again, the unparseable episode is not re-run for the same model version.
