@@ -93,7 +93,7 @@ def test_the_default_revision_is_the_codebase_version_like_lerobot(cache, demo_r
     assert resolve_dataset(REPO_ID) == tagged
     assert resolve_dataset(REPO_ID, revision="main").name == OTHER
     assert resolve_dataset(REPO_ID, revision=OTHER).name == OTHER
-    with pytest.raises(HubError, match="revision 'v2.1' is not in"):
+    with pytest.raises(HubError, match=r"revision 'v2\.1' is not in"):
         resolve_dataset(REPO_ID, revision="v2.1")
 
 
