@@ -114,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve predictions, corrections and the review queue over ZeroMQ")
     add_dataset_argument(
-        s, "--datasets", many=True, help="dataset directories, folders of datasets, or Hub repo ids (owner/name)"
+        s,
+        "--datasets",
+        many=True,
+        help="dataset directories, folders of datasets, or Hub repo ids (owner/name)",
     )
     s.add_argument("--store", type=Path, required=True, help="SQLite annotation store (created if missing)")
     s.add_argument(

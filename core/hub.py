@@ -165,7 +165,9 @@ def resolve_dataset(spec: str | Path, root: str | Path | None = None, revision: 
     hub_only = root is not None or revision is not None
     if not is_repo_id(text) or (not hub_only and path.is_dir()):
         if hub_only:
-            raise HubError(f"{text}: --root and --revision go with a Hub repo id (owner/name), not a directory")
+            raise HubError(
+                f"{text}: --root and --revision go with a Hub repo id (owner/name), not a directory"
+            )
         return path  # Dataset() says what is wrong with a directory that is not a dataset
     if root is not None:
         return _into_root(text, Path(root).expanduser().resolve(), revision)
@@ -221,9 +223,7 @@ def _hub_call_error(repo_id: str, revision: str, exc: BaseException, where: Path
             f"{repo_id}: no such dataset on the Hub (or it is private or gated: log in with `hf auth login`)"
         )
     if isinstance(exc, LocalEntryNotFoundError):
-        return HubError(
-            f"{repo_id}: revision '{revision}' is not in {where}, and {_why_not_downloaded(exc)}"
-        )
+        return HubError(f"{repo_id}: revision '{revision}' is not in {where}, and {_why_not_downloaded(exc)}")
     return HubError(f"{repo_id}: cannot fetch its metadata (revision '{revision}'): {exc}")
 
 
@@ -289,7 +289,9 @@ def _check_metadata(source: HubSource, folder: Path) -> None:
         return  # Dataset reports a bad info.json with its own message
     episodes = folder / "meta" / "episodes"
     if version == "v3.0" and not any(episodes.glob("chunk-*/file-*.parquet")):
-        why = f"is not in {episodes}, and {_why_not_downloaded()}" if offline() else "is not in the repository"
+        why = (
+            f"is not in {episodes}, and {_why_not_downloaded()}" if offline() else "is not in the repository"
+        )
         raise HubError(f"{source}: meta/episodes/chunk-*/file-*.parquet {why}")
 
 

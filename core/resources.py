@@ -37,7 +37,9 @@ def root() -> Path:
         module = None
     if module is not None and getattr(module, "PROJECT", None) == _MARK:
         files = importlib.resources.files(module)
-        return files if isinstance(files, Path) else _extracted.enter_context(importlib.resources.as_file(files))
+        return (
+            files if isinstance(files, Path) else _extracted.enter_context(importlib.resources.as_file(files))
+        )
     # An editable install made before resources/ became a package maps only core/, app/, ...
     checkout = Path(__file__).resolve().parents[1] / PACKAGE
     if (checkout / "__init__.py").is_file():

@@ -50,18 +50,46 @@ def installed(tmp_path_factory) -> tuple[Path, dict[str, str]]:
         pytest.skip("needs a git checkout to know which files a clone has")
     work = tmp_path_factory.mktemp("packaging")
     src = _source_copy(work / "src")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work / "dist"), str(src)])
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(work / "dist"),
+            str(src),
+        ]
+    )
     (wheel,) = (work / "dist").glob("robo_annotate-*.whl")
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
     python = venv / "bin" / "python"
-    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+    purelib = _run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+    ).stdout.strip()
     borrowed = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     Path(purelib, "test-environment.pth").write_text("".join(f"{p}\n" for p in sorted(borrowed)))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["QT_QPA_PLATFORM"] = "offscreen"
     # pip comes from the borrowed packages; --ignore-installed leaves the test environment's own alone.
-    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", "--ignore-installed", str(wheel)], env=env)
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--ignore-installed",
+            str(wheel),
+        ],
+        env=env,
+    )
     return venv, env
 
 
@@ -99,7 +127,10 @@ def test_the_wheel_carries_prompts_themes_and_deepspeed_configs(installed, tmp_p
     site = venv.resolve()
     for key in ("core", "resources", "prompts", "zero2", "zero3"):
         assert Path(got[key]).resolve().is_relative_to(site), f"{key} comes from {got[key]}, not the install"
-    assert got["segmentation"] == (REPO / "resources" / "prompts" / "segmentation.txt").read_text().strip() + "\n"
+    assert (
+        got["segmentation"]
+        == (REPO / "resources" / "prompts" / "segmentation.txt").read_text().strip() + "\n"
+    )
     assert got["sheet"] == len((REPO / "resources" / "themes" / "dark.qss").read_text())
     assert Path(got["zero2"]).name == "zero2.json" and got["stage"] == 3
 

@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from core.export import FORMATS
 
     add_dataset_argument(
-        p, help="LeRobot dataset: a directory (its name is its id in the store) or a Hub repo id (owner--name)"
+        p,
+        help="LeRobot dataset: a directory (its name is its id in the store) or a Hub repo id (owner--name)",
     )
     p.add_argument("--store", type=Path, required=True, help="annotation store (SQLite) to read")
     p.add_argument(

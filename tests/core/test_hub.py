@@ -17,6 +17,7 @@ from backend.registry import DatasetRegistry
 from core.dataset import Dataset
 from core.hub import MARKER, HubError, resolve_dataset, source_for
 from tests.helpers.hub_cache import COMMIT, meta_only, write_hub_cache
+from tests.helpers.hub_server import FakeHub
 
 REPO_ID = "someone/demo"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"
@@ -69,7 +70,9 @@ def test_metadata_only_opens_and_a_missing_episode_file_names_repo_and_file(cach
         ds.signals(0)
     msg = str(exc.value)
     assert REPO_ID in msg and "data/chunk-000/file-000.parquet" in msg and "HF_HUB_OFFLINE" in msg
-    with pytest.raises(HubError, match=r"someone/demo.*videos/observation\.images\.front/chunk-000/file-000\.mp4"):
+    with pytest.raises(
+        HubError, match=r"someone/demo.*videos/observation\.images\.front/chunk-000/file-000\.mp4"
+    ):
         ds.video(0, "observation.images.front")
     assert not (snapshot / "data").exists(), "a failed fetch leaves nothing behind"
 
@@ -78,7 +81,9 @@ def test_missing_repo_or_metadata_offline_names_the_repo_and_what_is_missing(cac
     with pytest.raises(HubError, match=r"someone/demo: revision 'main' is not in .*HF_HUB_OFFLINE=1"):
         resolve_dataset(REPO_ID)
     write_hub_cache(cache, REPO_ID, demo_root, include=lambda rel: rel != "meta/info.json")
-    with pytest.raises(HubError, match=r"someone/demo@0123456789ab: meta/info\.json is not in .*HF_HUB_OFFLINE"):
+    with pytest.raises(
+        HubError, match=r"someone/demo@0123456789ab: meta/info\.json is not in .*HF_HUB_OFFLINE"
+    ):
         resolve_dataset(REPO_ID)
     write_hub_cache(
         cache, "someone/other", demo_root, include=lambda rel: meta_only(rel) and "episodes" not in rel
@@ -124,7 +129,9 @@ def test_a_root_downloaded_into_fetches_the_rest_and_keeps_its_name(cache, demo_
     (root / MARKER).write_text(json.dumps({"repo_id": REPO_ID, "revision": "v3.0", "commit": COMMIT}))
     ds = Dataset(resolve_dataset(REPO_ID, root=root))
     assert ds.name == "partial" and ds.hub is not None and ds.hub.local_dir == root
-    with pytest.raises(HubError, match=rf"someone/demo@0123456789ab: data/chunk-000/file-000\.parquet is not in {root}"):
+    with pytest.raises(
+        HubError, match=rf"someone/demo@0123456789ab: data/chunk-000/file-000\.parquet is not in {root}"
+    ):
         ds.signals(0)
 
 
@@ -146,13 +153,18 @@ def _offline_env(tmp_path: Path, hf_home: Path) -> dict[str, str]:
     return {**env, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1", "HF_LEROBOT_HOME": str(tmp_path / "none")}
 
 
+@pytest.mark.slow
 def test_commands_take_a_repo_id_from_the_cache_under_hf_home(tmp_path, demo_root):
     """The standard cache rule: $HF_HOME/hub when HF_HUB_CACHE is not set."""
     hf_home = tmp_path / "hf-home"
     write_hub_cache(hf_home / "hub", REPO_ID, demo_root, refs=("v3.0",))
     env = _offline_env(tmp_path, hf_home)
     info = subprocess.run(
-        [sys.executable, "-m", "app.cli", "info", REPO_ID], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "app.cli", "info", REPO_ID],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert info.returncode == 0, info.stderr
     assert info.stdout.startswith("dataset   someone--demo") and "episodes  6" in info.stdout
@@ -164,7 +176,93 @@ def test_commands_take_a_repo_id_from_the_cache_under_hf_home(tmp_path, demo_roo
     assert ev.returncode == 0, ev.stderr
     assert [r["episode"] for r in json.loads(out.read_text())["episodes"]] == [0]
     missing = subprocess.run(
-        [sys.executable, "-m", "app.cli", "info", "someone/absent"], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "app.cli", "info", "someone/absent"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 1
-    assert "error: someone/absent: revision 'main' is not in" in missing.stderr and "HF_HUB_OFFLINE=1" in missing.stderr
+    assert (
+        "error: someone/absent: revision 'main' is not in" in missing.stderr
+        and "HF_HUB_OFFLINE=1" in missing.stderr
+    )
+
+
+OPEN = """
+import sys
+from core.dataset import Dataset
+from core.hub import resolve_dataset
+ds = Dataset(resolve_dataset("someone/demo"))
+for step in sys.argv[1:]:
+    kind, ep, *camera = step.split(":")
+    ds.signals(int(ep)) if kind == "signals" else ds.video(int(ep), camera[0])
+print(ds.name, ds.root)
+"""
+
+
+@pytest.mark.slow
+def test_online_metadata_comes_first_and_each_episode_file_when_first_needed(tmp_path, demo_root):
+    """Against a local server speaking the Hub's download API (huggingface_hub is the real client)."""
+    cache = tmp_path / "hub"
+    env = {**_offline_env(tmp_path, tmp_path / "hf"), "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "0"}
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    front, top = "observation.images.front", "observation.images.top"
+
+    def run(*steps: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", OPEN, *steps],
+            cwd=tmp_path,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+        )
+
+    with FakeHub(REPO_ID, demo_root) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        first = run()
+        assert first.returncode == 0, first.stderr
+        assert hub.sent and all(p.startswith("meta/") for p in hub.sent), hub.sent
+        meta = len(hub.sent)
+        assert run("signals:2", "signals:4").returncode == 0
+        assert hub.sent[meta:] == ["data/chunk-000/file-000.parquet"], "one v3 data file serves every episode"
+        assert run(f"video:1:{front}", f"video:5:{front}").returncode == 0
+        assert hub.sent[meta + 1 :] == [f"videos/{front}/chunk-000/file-000.mp4"]
+    assert first.stdout.split() == [
+        "someone--demo",
+        str(cache / "datasets--someone--demo" / "snapshots" / COMMIT),
+    ]
+    (repo,) = scan_cache_dir(cache).repos
+    assert "v3.0" in repo.refs, "the default revision is the codebase-version tag"
+    # The server is gone: what was fetched works offline, the rest says what is missing.
+    again = run("signals:3", f"video:0:{front}", HF_HUB_OFFLINE="1")
+    assert again.returncode == 0, again.stderr
+    missing = run(f"video:0:{top}", HF_HUB_OFFLINE="1")
+    assert missing.returncode == 1
+    assert f"someone/demo@{COMMIT[:12]}: videos/{top}/chunk-000/file-000.mp4 is not in" in missing.stderr
+
+
+def test_export_of_a_repo_id_downloads_what_it_copies_or_says_what_is_missing(
+    cache, demo_root, tmp_path, capsys
+):
+    from core.export.cli import main as export_main
+    from tests.core.export.conftest import gt_annotation, write_store
+
+    truth = json.loads((demo_root / "ground_truth.json").read_text())
+    anns = [gt_annotation(truth, ep, "someone--demo", "accepted") for ep in truth["episodes"][:2]]
+    store = write_store(tmp_path / "store.db", anns)
+    args = [REPO_ID, "--store", str(store), "--format", "lerobot-language", "--quiet", "--out"]
+    write_hub_cache(cache, REPO_ID, demo_root, include=meta_only)
+    assert export_main([*args, str(tmp_path / "partial")]) == 1
+    err = capsys.readouterr().err
+    assert "someone/demo@" in err and "data/chunk-000/file-000.parquet is not in" in err
+    assert not (tmp_path / "partial").exists()
+    write_hub_cache(cache, "someone/whole", demo_root)
+    store = write_store(
+        tmp_path / "whole.db", [gt_annotation(truth, truth["episodes"][0], "someone--whole", "accepted")]
+    )
+    out = tmp_path / "whole"
+    args[0], args[2] = "someone/whole", str(store)
+    assert export_main([*args, str(out)]) == 0, capsys.readouterr().err
+    video = out / "videos" / "observation.images.top" / "chunk-000" / "file-000.mp4"
+    assert video.is_file() and not video.is_symlink(), "the export stands alone, not on the cache's links"

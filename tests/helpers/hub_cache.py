@@ -18,10 +18,13 @@ LFS_SUFFIXES = (".parquet", ".mp4", ".png", ".jpg", ".arrow")
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def blob_name(rel: str, data: bytes) -> str:
-    if rel.endswith(LFS_SUFFIXES):
-        return hashlib.sha256(data).hexdigest()
+def git_blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def blob_name(rel: str, data: bytes) -> str:
+    """The blob's name in the cache: the Hub's ETag of the file."""
+    return hashlib.sha256(data).hexdigest() if rel.endswith(LFS_SUFFIXES) else git_blob_id(data)
 
 
 def write_hub_cache(
