@@ -98,7 +98,7 @@ class HubSource:
     def fetch(self, rel: str) -> Path:
         """Download `rel` into the dataset's folder (a no-op if cached); a HubError says what failed."""
         from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
         try:
             return Path(
@@ -117,8 +117,20 @@ class HubSource:
             raise HubError(f"{self}: {rel} is not in {where}, and {_why_not_downloaded(exc)}") from None
         except EntryNotFoundError:
             raise HubError(f"{self}: the repository has no file {rel}") from None
-        except (HfHubHTTPError, OSError) as exc:
+        except _network_errors() as exc:
             raise HubError(f"{self}: cannot download {rel} ({exc})") from exc
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """What a Hub call raises when the Hub cannot be reached or refuses (httpx's are not OSErrors)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    errors: tuple[type[BaseException], ...] = (HfHubHTTPError, OSError)
+    try:
+        import httpx
+    except ImportError:  # huggingface_hub < 1.0 uses requests, whose errors are OSErrors
+        return errors
+    return (*errors, httpx.HTTPError)
 
 
 def _why_not_downloaded(exc: BaseException | None = None) -> str:
@@ -192,7 +204,7 @@ def _default_revision(repo_id: str) -> str:
     names: set[str] | None = None
     if not offline():
         from huggingface_hub import HfApi
-        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+        from huggingface_hub.errors import RepositoryNotFoundError
 
         try:
             refs = HfApi().list_repo_refs(repo_id, repo_type="dataset")
@@ -201,7 +213,7 @@ def _default_revision(repo_id: str) -> str:
             raise HubError(
                 f"{repo_id}: no such dataset on the Hub (or it is private or gated: log in with `hf auth login`)"
             ) from None
-        except (HfHubHTTPError, OSError):
+        except _network_errors():
             names = None  # unreachable: what the cache knows, as huggingface_hub does
     if names is None:
         refs_dir = repo_folder(repo_id) / "refs"
@@ -230,7 +242,6 @@ def _hub_call_error(repo_id: str, revision: str, exc: BaseException, where: Path
 def _snapshot(repo_id: str, revision: str) -> Path:
     """meta/ of `repo_id` at `revision` in the Hub cache; the snapshot folder."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
         folder = Path(
@@ -243,7 +254,7 @@ def _snapshot(repo_id: str, revision: str) -> Path:
                 local_files_only=offline(),
             )
         )
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+    except _network_errors() as exc:  # LocalEntryNotFoundError is a FileNotFoundError
         raise _hub_call_error(repo_id, revision, exc, repo_folder(repo_id)) from None
     _check_metadata(HubSource(repo_id, folder.name, cache=folder.parents[2]), folder)
     return folder
@@ -258,7 +269,6 @@ def _into_root(repo_id: str, root: Path, revision: str | None) -> Path:
             f"{repo_id}: {root} holds no dataset yet, and HF_HUB_OFFLINE=1 forbids downloading it into there"
         )
     from huggingface_hub import HfApi, snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError
 
     rev = revision or _default_revision(repo_id)
     try:
@@ -269,7 +279,7 @@ def _into_root(repo_id: str, root: Path, revision: str | None) -> Path:
         snapshot_download(
             repo_id, repo_type="dataset", revision=commit, allow_patterns=META_PATTERNS, local_dir=root
         )
-    except (HfHubHTTPError, OSError) as exc:
+    except _network_errors() as exc:
         raise _hub_call_error(repo_id, rev, exc, root) from None
     marker = root / MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)

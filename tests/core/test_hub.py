@@ -266,3 +266,11 @@ def test_export_of_a_repo_id_downloads_what_it_copies_or_says_what_is_missing(
     assert export_main([*args, str(out)]) == 0, capsys.readouterr().err
     video = out / "videos" / "observation.images.top" / "chunk-000" / "file-000.mp4"
     assert video.is_file() and not video.is_symlink(), "the export stands alone, not on the cache's links"
+
+
+def test_an_unreachable_hub_falls_back_to_the_cache_and_says_so(cached, monkeypatch):
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert resolve_dataset(REPO_ID) == cached
+    with pytest.raises(HubError, match=r"someone/absent: revision 'main' is not in .*the Hub could not be reached"):
+        resolve_dataset("someone/absent")
