@@ -272,5 +272,7 @@ def test_an_unreachable_hub_falls_back_to_the_cache_and_says_so(cached, monkeypa
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     assert resolve_dataset(REPO_ID) == cached
-    with pytest.raises(HubError, match=r"someone/absent: revision 'main' is not in .*the Hub could not be reached"):
+    with pytest.raises(
+        HubError, match=r"someone/absent: revision 'main' is not in .*the Hub could not be reached"
+    ):
         resolve_dataset("someone/absent")
