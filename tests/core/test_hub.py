@@ -276,3 +276,28 @@ def test_an_unreachable_hub_falls_back_to_the_cache_and_says_so(cached, monkeypa
         HubError, match=r"someone/absent: revision 'main' is not in .*the Hub could not be reached"
     ):
         resolve_dataset("someone/absent")
+
+
+@pytest.mark.slow
+def test_online_root_is_downloaded_into_and_fetches_episodes_there(tmp_path, demo_root):
+    root = tmp_path / "mine" / "demo"
+    env = {
+        **_offline_env(tmp_path, tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "0",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    }
+    script = (
+        "import sys; from core.dataset import Dataset; from core.hub import resolve_dataset; "
+        f"ds = Dataset(resolve_dataset('{REPO_ID}', root=sys.argv[1])); ds.signals(1); print(ds.name)"
+    )
+    with FakeHub(REPO_ID, demo_root) as hub:
+        env["HF_ENDPOINT"] = hub.url
+        proc = subprocess.run(
+            [sys.executable, "-c", script, str(root)], cwd=tmp_path, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["demo"], "a --root dataset keeps its directory's name"
+    assert sorted(p for p in hub.sent if not p.startswith("meta/")) == ["data/chunk-000/file-000.parquet"]
+    assert (root / "data" / "chunk-000" / "file-000.parquet").is_file() and not (root / "videos").exists()
+    assert json.loads((root / MARKER).read_text())["commit"] == COMMIT
+    assert not (tmp_path / "hf" / "hub").exists(), "nothing went into the Hub cache"
