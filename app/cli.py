@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from core.errors import RoboAnnotateError
+from core.hub import add_dataset_argument, resolve_args
 
 DEFAULT_DEMO_DIR = Path("demo-data") / "demo"
 
@@ -79,7 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
-    return _open(args.dataset, args)
+    return _open(resolve_args(args), args)
 
 
 def _load_run_gui():
@@ -98,8 +99,8 @@ def _open(dataset_path: Path, args: argparse.Namespace) -> int:
     from core.dataset import Dataset
 
     dataset_path = dataset_path.expanduser().resolve()
-    Dataset(dataset_path)  # a missing or corrupt dataset fails here, with its file named
-    dataset_id = args.dataset_id or dataset_path.name
+    dataset = Dataset(dataset_path)  # a missing or corrupt dataset fails here, with its file named
+    dataset_id = args.dataset_id or dataset.name
     user = args.user or os.environ.get("ROBO_ANNOTATE_USER") or getpass.getuser()
     if args.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -190,7 +191,9 @@ def _add_open_options(s: argparse.ArgumentParser) -> None:
         "--screenshot", type=Path, default=None, metavar="FILE", help="render the window to a PNG and exit"
     )
     s.add_argument(
-        "--dataset-id", default=None, help="the dataset's name on the backend (default: its directory name)"
+        "--dataset-id",
+        default=None,
+        help="the dataset's name on the backend (default: its directory name; owner--name for a Hub repo id)",
     )
     s.add_argument(
         "--store", type=Path, default=None, help="the local backend's store (default: in the data dir)"
@@ -201,7 +204,7 @@ def _add_open_options(s: argparse.ArgumentParser) -> None:
 def cmd_info(args: argparse.Namespace) -> int:
     from core.dataset import Dataset
 
-    print(Dataset(args.dataset).summary())
+    print(Dataset(resolve_args(args)).summary())
     return 0
 
 
@@ -220,8 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cycles", type=int, default=1, help="pick-and-place scenes per episode (default 1)")
     s.set_defaults(func=cmd_make_demo)
 
-    s = sub.add_parser("open", help="open a dataset in the app")
-    s.add_argument("dataset", type=Path, help="a LeRobot dataset directory")
+    s = sub.add_parser("open", help="open a dataset (a directory or a Hub repo id) in the app")
+    add_dataset_argument(s)
     _add_open_options(s)
     s.set_defaults(func=cmd_open)
 
@@ -244,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_export(sub)
 
     s = sub.add_parser("info", help="print a dataset's summary")
-    s.add_argument("dataset", type=Path)
+    add_dataset_argument(s)
     s.set_defaults(func=cmd_info)
     return p
 

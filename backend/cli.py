@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from core.errors import RoboAnnotateError
+from core.hub import add_dataset_argument, resolve_args, source_for
 
 
 def _engine_options(text: str | None, model: str | None = None) -> dict:
@@ -33,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         config = ServerConfig(
-            datasets=args.datasets,
+            datasets=resolve_args(args, "datasets"),
             store=args.store,
             bind=args.bind,
             events=args.events,
@@ -64,15 +65,16 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     from backend.annotate import annotate_dataset
     from backend.engines import make_engine
 
+    dataset = resolve_args(args)
     engine = make_engine(args.engine, **_engine_options(args.engine_options, args.model))
-    with tqdm(desc=f"annotating {args.dataset.name}", unit="episode") as bar:
+    with tqdm(desc=f"annotating {args.dataset}", unit="episode") as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
         report = annotate_dataset(
-            args.dataset, args.store, engine, args.episodes, batch_size=args.batch_size, progress=progress
+            dataset, args.store, engine, args.episodes, batch_size=args.batch_size, progress=progress
         )
     print(
         f"predicted {report.predicted}, skipped {report.skipped} (already done by {engine.info().tag}), "
@@ -95,8 +97,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from backend.engines import make_engine
     from backend.evaluate import evaluate_engine, format_report
 
+    root = resolve_args(args)
+    if (source := source_for(root)) is not None:
+        source.fetch("ground_truth.json")  # the demo generator's labels, beside the dataset
     engine = make_engine(args.engine, **_engine_options(args.engine_options, args.model))
-    result = evaluate_engine(args.dataset, engine, args.episodes, exemplars=args.exemplars)
+    result = evaluate_engine(root, engine, args.episodes, exemplars=args.exemplars)
     print(format_report(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
@@ -109,8 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve predictions, corrections and the review queue over ZeroMQ")
-    s.add_argument(
-        "--datasets", type=Path, nargs="+", required=True, help="dataset directories or folders of datasets"
+    add_dataset_argument(
+        s,
+        "--datasets",
+        many=True,
+        help="dataset directories, folders of datasets, or Hub repo ids (owner/name)",
     )
     s.add_argument("--store", type=Path, required=True, help="SQLite annotation store (created if missing)")
     s.add_argument(
@@ -143,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("annotate", help="batch pre-annotation into the store (resumable)")
-    s.add_argument("dataset", type=Path)
+    add_dataset_argument(s)
     s.add_argument("--store", type=Path, required=True)
     s.add_argument("--engine", default="kinematic")
     s.add_argument(
@@ -160,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_keygen)
 
     s = sub.add_parser("evaluate", help="score an engine against a dataset's ground_truth.json")
-    s.add_argument("dataset", type=Path)
+    add_dataset_argument(s)
     s.add_argument("--engine", default="kinematic")
     s.add_argument(
         "--model", default=None, help="checkpoint directory, hub id or served model name (VLM engines)"

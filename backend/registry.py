@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.dataset import Dataset
 from core.errors import DatasetError
+from core.hub import dataset_name
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -47,16 +48,15 @@ class DatasetRegistry:
             candidates = [root] if _is_dataset(root) else sorted(p for p in root.iterdir() if p.is_dir())
             base = root.parent if _is_dataset(root) else root
             for path in candidates:
-                if not _is_dataset(path) or not _ID.match(path.name):
+                name = dataset_name(path)  # a Hub-cache snapshot is owner--name, not its commit
+                if not _is_dataset(path) or not _ID.match(name):
                     continue
                 real = path.resolve()
                 if not real.is_relative_to(base):
                     continue  # a symlink out of the configured roots is never served
-                if path.name in found and found[path.name] != real:
-                    raise ValueError(
-                        f"datasets: two datasets are named '{path.name}': {found[path.name]} and {real}"
-                    )
-                found[path.name] = real
+                if name in found and found[name] != real:
+                    raise ValueError(f"datasets: two datasets are named '{name}': {found[name]} and {real}")
+                found[name] = real
         with self._lock:
             self._paths = found
             self._open = {k: v for k, v in self._open.items() if k in found}

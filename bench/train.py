@@ -263,7 +263,7 @@ def robo_trainer(
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}"]
     cmd = [
         *launcher, "-m", "trainer.cli", "finetune", "--store", str(store), "--datasets", str(root),
-        "--base-model", str(model_dir), "--out", str(out), "--deepspeed", str(REPO / "resources" / "deepspeed" / f"{config}.json"),
+        "--base-model", str(model_dir), "--out", str(out), "--deepspeed", config,
         "--tasks", ",".join(TASKS), "--max-steps", str(args.warmup + args.steps), "--batch-size", str(args.batch_size),
         "--frame-side", str(args.frame_side), "--heldout-fraction", "0", "--workers", str(args.workers),
         *(["--lora"] if lora else []),

@@ -5,6 +5,8 @@ episodes per data and video file, located by `from_timestamp`/`to_timestamp`) an
 the v2.x layout (`meta/episodes.jsonl`, one parquet and one mp4 per episode).
 Opening reads metadata only; signals are read per episode on demand. Every
 failure is a `DatasetError` that names the file and what is wrong with it.
+A folder in the Hugging Face cache (core.hub) downloads a data or video file the
+first time an episode needs it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.errors import DatasetError
+from core.hub import HubSource, source_for
 
 SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")
 # Bookkeeping columns every LeRobot frame carries; not signals to plot.
@@ -154,7 +157,9 @@ class Dataset:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: no such dataset directory")
-        info_path = self.root / "meta" / "info.json"
+        # Set for a dataset from the Hub: where its missing files are downloaded from.
+        self.hub: HubSource | None = source_for(self.root)
+        info_path = self._local("meta/info.json")
         if not info_path.is_file():
             raise DatasetError(f"{info_path}: missing, so {self.root} is not a LeRobot dataset")
         info = _read_json(info_path)
@@ -184,7 +189,7 @@ class Dataset:
         for key in ("data_path",) + (("video_path",) if self.cameras else ()):
             if not isinstance(info.get(key), str):
                 raise DatasetError(f"{info_path}: missing field '{key}'")
-        self.name = self.root.name
+        self.name = self.hub.dataset_id if self.hub is not None else self.root.name
         self._locations: dict[int, _V3Location] = {}
         self._data_cache: OrderedDict[Path, pa.Table] = OrderedDict()
         self._data_lock = Lock()
@@ -280,7 +285,7 @@ class Dataset:
         return dict(sorted(episodes.items()))
 
     def _load_v2_episodes(self) -> dict[int, EpisodeInfo]:
-        path = self.root / "meta" / "episodes.jsonl"
+        path = self._local("meta/episodes.jsonl")
         if not path.is_file():
             raise DatasetError(f"{path}: file is missing")
         episodes: dict[int, EpisodeInfo] = {}
@@ -304,6 +309,13 @@ class Dataset:
 
     # ------------------------------------------------------------ file locations
 
+    def _local(self, rel: str) -> Path:
+        """`root/rel`; a dataset from the Hub downloads it first if it is not there yet."""
+        path = self.root / rel
+        if self.hub is not None and not path.is_file():
+            self.hub.fetch(rel)
+        return path
+
     def _chunk(self, episode: int) -> int:
         return episode // int(self.info.get("chunks_size", 1000))
 
@@ -315,7 +327,7 @@ class Dataset:
             rel = template.format(chunk_index=loc.data_chunk, file_index=loc.data_file)
         else:
             rel = template.format(episode_chunk=self._chunk(episode), episode_index=episode)
-        return self.root / rel
+        return self._local(rel)
 
     def video(self, episode: int, camera: str) -> VideoRef:
         """The video location of (episode, camera); a missing file is a DatasetError."""
@@ -329,7 +341,7 @@ class Dataset:
         else:
             rel = template.format(episode_chunk=self._chunk(episode), video_key=camera, episode_index=episode)
             t0, t1 = 0.0, info.duration
-        path = self.root / rel
+        path = self._local(rel)
         if not path.is_file():
             raise DatasetError(f"{path}: video file for episode {episode}, camera '{camera}' is missing")
         return VideoRef(path, camera, episode, t0, t1, self.fps, info.length)

@@ -1,6 +1,6 @@
 """`robo-trainer`: fine-tune on accepted corrections, evaluate, and run active-learning rounds.
 
-    robo-trainer finetune --store S --datasets D... --base-model M --out runs/r1 [--lora] [--deepspeed CFG]
+    robo-trainer finetune --store S --datasets D... --base-model M --out runs/r1 [--lora] [--deepspeed zero2]
     torchrun --nproc_per_node 8 -m trainer.cli finetune ...          # many GPUs (or deepspeed --module)
     robo-trainer evaluate --model runs/r1 --store S --datasets D... --split heldout
     robo-trainer round --backend tcp://host:5555 --store S --datasets D... --base-model M --runs runs/
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RoboAnnotateError
+from core.resources import deepspeed_argument
 from core.vlm.samples import TASKS
 
 # SampleConfig options given as their own flags (the rest through --sample-option key=value).
@@ -97,7 +98,11 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lora-alpha", type=int, default=32)
     p.add_argument("--lora-dropout", type=float, default=0.05)
     p.add_argument(
-        "--deepspeed", type=Path, default=None, help="DeepSpeed config, e.g. resources/deepspeed/zero2.json"
+        "--deepspeed",
+        type=deepspeed_argument,
+        default=None,
+        metavar="CONFIG",
+        help="DeepSpeed config: a shipped one by name (zero2, zero2_offload, zero3, zero3_offload) or a JSON file",
     )
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--max-steps", type=int, default=-1, help="overrides --epochs when > 0")

@@ -21,12 +21,16 @@ import time
 import weakref
 from pathlib import Path
 
+import platformdirs
 import zmq
 
 from core.errors import RoboAnnotateError
+from core.hub import source_for
 from core.protocol import PROTOCOL_VERSION, Hello, Welcome, WireError, decode_reply, encode, new_id
 
 APP_NAME = "robo-annotate"
+# Set to a folder to keep the stores, journals and logs there instead.
+DATA_DIR_ENV = "ROBO_ANNOTATE_DATA_DIR"
 
 
 class LocalBackendError(RoboAnnotateError):
@@ -34,9 +38,12 @@ class LocalBackendError(RoboAnnotateError):
 
 
 def data_dir() -> Path:
-    """Where the app keeps its stores, journals and logs ($XDG_DATA_HOME/robo-annotate)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / APP_NAME
+    """Where the app keeps its stores, journals and logs: $ROBO_ANNOTATE_DATA_DIR, else the OS's
+    user data folder (Linux $XDG_DATA_HOME/robo-annotate, macOS ~/Library/Application Support/...)."""
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def _key(text: str) -> str:
@@ -44,8 +51,12 @@ def _key(text: str) -> str:
 
 
 def default_store(dataset: Path) -> Path:
-    """One store per dataset directory: `<data dir>/stores/<name>-<hash of its path>.db`."""
+    """One store per dataset: `<data dir>/stores/<id>-<hash of its path>.db`; a dataset in the Hub
+    cache is keyed by its repo id, so a new snapshot of it keeps its annotations."""
     dataset = Path(dataset).expanduser().resolve()
+    source = source_for(dataset)
+    if source is not None and source.cache is not None:
+        return data_dir() / "stores" / f"{source.dataset_id}-{_key('hub:' + source.repo_id)}.db"
     return data_dir() / "stores" / f"{dataset.name}-{_key(str(dataset))}.db"
 
 

@@ -7,12 +7,11 @@ resources/themes/<name>.qss adds borders, accents and state colours.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
-THEMES_DIR = Path(__file__).resolve().parents[2] / "resources" / "themes"
+from core import resources
+
 THEMES = ("dark", "light")
 
 
@@ -58,5 +57,5 @@ def apply_theme(app: QApplication, name: str = "dark") -> None:
         pg.setConfigOptions(background="#1a1b1f", foreground="#c8c8cc")
     else:
         app.setPalette(app.style().standardPalette())
-    sheet = THEMES_DIR / f"{name}.qss"
+    sheet = resources.path("themes", f"{name}.qss")
     app.setStyleSheet(sheet.read_text() if sheet.is_file() else "")

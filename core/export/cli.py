@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from core.errors import RoboAnnotateError
+from core.hub import add_dataset_argument, prefetch, resolve_args
 
 FORMAT_HELP = {
     "lerobot-language": "copy of the dataset with lerobot 0.6 language_persistent/language_events columns",
@@ -23,7 +24,10 @@ FORMAT_HELP = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from core.export import FORMATS
 
-    p.add_argument("dataset", type=Path, help="LeRobot dataset directory (its name is its id in the store)")
+    add_dataset_argument(
+        p,
+        help="LeRobot dataset: a directory (its name is its id in the store) or a Hub repo id (owner--name)",
+    )
     p.add_argument("--store", type=Path, required=True, help="annotation store (SQLite) to read")
     p.add_argument(
         "--format",
@@ -65,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         try:
+            dataset = resolve_args(args)
+            if args.format.startswith("lerobot-"):
+                from core.dataset import Dataset
+
+                prefetch(Dataset(dataset))  # these copy the dataset whole: a Hub one is downloaded first
             report = export(
-                args.dataset,
+                dataset,
                 args.store,
                 args.format,
                 args.out,

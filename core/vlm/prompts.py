@@ -13,8 +13,8 @@ import string
 from functools import lru_cache
 from pathlib import Path
 
-# resources/ sits beside core/ in the repository (and in an editable install).
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "resources" / "prompts"
+from core import resources
+
 # Set to a directory to use other prompt files (same names) without editing these.
 PROMPTS_ENV = "ROBO_PROMPTS_DIR"
 
@@ -25,7 +25,7 @@ class PromptError(ValueError):
 
 def prompts_dir() -> Path:
     override = os.environ.get(PROMPTS_ENV)
-    return Path(override) if override else PROMPTS_DIR
+    return Path(override) if override else resources.path("prompts")
 
 
 @lru_cache(maxsize=64)
