@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.annotations import Segment, segment_index_at
+from core.dataset import Dataset
 from core.export import FORMATS, ExportError, export
 from core.export.base import frame_segment_indices
 from core.export.cli import register, run
@@ -49,12 +50,27 @@ def test_annotation_of_a_missing_episode_is_refused(demo_root: Path, annotations
     assert not (tmp_path / "out").exists()
 
 
-def test_annotation_on_an_unknown_camera_is_refused(demo_root: Path, annotations, tmp_path: Path):
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_items_on_a_camera_the_dataset_lacks_are_left_out_and_named(
+    fmt: str, demo_root: Path, annotations, tmp_path: Path
+):
+    """The dataset no longer has the camera: each such item is named in a warning, the rest goes out."""
     ann = annotations[0]
-    qa = [msgspec.structs.replace(ann.qa[0], camera="observation.images.side")]
-    store = _store_with(tmp_path, msgspec.structs.replace(ann, qa=qa))
-    with pytest.raises(ExportError, match=r"qa\[0\]\.camera = 'observation\.images\.side'"):
-        export(demo_root, store, "lerobot-subtasks", tmp_path / "out")
+    side = "observation.images.side"
+    qa = [msgspec.structs.replace(ann.qa[0], camera=side), *ann.qa[1:]]
+    boxes = [msgspec.structs.replace(ann.boxes[2], camera=side), *ann.boxes[:2], *ann.boxes[3:]]
+    store = _store_with(tmp_path, msgspec.structs.replace(ann, qa=qa, boxes=boxes))
+    report = export(demo_root, store, fmt, tmp_path / "out")
+    assert report.episodes == 1 and (tmp_path / "out").is_dir()
+    named = [w for w in report.warnings if side in w]
+    assert len(named) == 2 and all("episode 0" in w and "left out" in w for w in named)
+    assert any(f"qa[0] ('{ann.qa[0].question}'" in w for w in named)
+    b = ann.boxes[2]
+    assert any(f"boxes[0] ({b.kind} box '{b.label}' at t={b.t:.3f} s)" in w for w in named)
+    if fmt in ("llava", "qwen"):
+        records = json.loads((tmp_path / "out" / "annotations.json").read_text())
+        assert records and all(r["source"]["camera"] in (None, *Dataset(demo_root).cameras) for r in records)
+        assert ann.qa[0].question not in json.dumps(records) and ann.qa[1].question in json.dumps(records)
 
 
 def test_annotation_of_another_length_is_refused(demo_root: Path, annotations, tmp_path: Path):
