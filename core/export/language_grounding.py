@@ -28,13 +28,13 @@ keyframe). An item with no free frame there is left out with a warning.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from core.annotations import QA, Box, EpisodeAnnotation, box_tracks, interpolate_box
+import msgspec
+
+from core.annotations import TIME_EPS, Box, EpisodeAnnotation, box_tracks
 from core.export.base import nearest_frame
 
 QA_LABEL = "scene"
@@ -57,8 +57,12 @@ Row = tuple[str, str | None, str | None, str | None, list[str] | None]
 Warn = Callable[[str], None]
 
 
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
 def _json(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+    """Compact JSON, keys sorted (as lerobot's VQA module writes them)."""
+    return _encoder.encode(payload).decode()
 
 
 def qa_answer_json(answer: str, choices: list[str]) -> str:
@@ -71,7 +75,10 @@ def qa_answer_json(answer: str, choices: list[str]) -> str:
 def pixels(values: tuple[float, ...] | list[float], size: tuple[int, int]) -> list[int]:
     """Normalized x, y values as whole pixels of a (height, width) camera frame."""
     h, w = size
-    return [round(v * (w if i % 2 == 0 else h)) for i, v in enumerate(values)]
+    if len(values) == 4:
+        x1, y1, x2, y2 = values
+        return [round(x1 * w), round(y1 * h), round(x2 * w), round(y2 * h)]
+    return [round(values[0] * w), round(values[1] * h)]
 
 
 def box_answer(boxes: list[tuple[str, tuple[float, float, float, float]]], size: tuple[int, int]) -> str:
@@ -88,7 +95,7 @@ def point_answer(x: float, y: float, size: tuple[int, int]) -> str:
     return _json({"label": "contact", "point_format": "xy", "point": pixels((x, y), size)})
 
 
-def trace_answer(points: list[tuple[float, float, float]], size: tuple[int, int]) -> str:
+def trace_answer(points: list[tuple[float, float, float]] | tuple, size: tuple[int, int]) -> str:
     return _json(
         {
             "label": "gripper",
@@ -99,129 +106,120 @@ def trace_answer(points: list[tuple[float, float, float]], size: tuple[int, int]
     )
 
 
-@dataclass
-class _Item:
-    """One question to place: where it wants to be and what it says there."""
+class _Slots:
+    """Which frames already hold a question of a style; finds the nearest free one."""
 
-    style: str
-    camera: str
-    frame: int
-    # Frames it may move to: |k - frame| <= reach and lo < k < hi (besides its own frame).
-    reach: int
-    lo: int
-    hi: int
-    # The (question, answer) at frame k.
-    text: Callable[[int], tuple[str, str]]
-    what: str
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.taken: set[tuple[int, str]] = set()
 
-
-def _order(frame: int, reach: int, n: int) -> Iterator[int]:
-    """frame, frame+1, frame-1, frame+2, ... within reach and the episode."""
-    yield frame
-    for d in range(1, reach + 1):
-        for k in (frame + d, frame - d):
-            if 0 <= k < n:
-                yield k
+    def place(self, style: str, frame: int, reach: int, lo: int = -1, hi: int | None = None) -> int | None:
+        """`frame` if free, else the nearest free k with |k - frame| <= reach and lo < k < hi."""
+        taken = self.taken
+        if (frame, style) not in taken:
+            taken.add((frame, style))
+            return frame
+        hi = self.n if hi is None else min(hi, self.n)
+        lo = max(lo, -1)
+        for d in range(1, reach + 1):
+            for k in (frame + d, frame - d):
+                if lo < k < hi and (k, style) not in taken:
+                    taken.add((k, style))
+                    return k
+        return None
 
 
-def _box_items(ann: EpisodeAnnotation, n: int, fps: float, sizes: dict[str, tuple[int, int]]) -> list[_Item]:
-    """One item per (camera, kind, keyframe): every label with a keyframe on that frame."""
-    tracks = box_tracks(ann.boxes)
-    groups: dict[tuple[str, str], dict[int, list[Box]]] = {}
-    for b in ann.boxes:
-        groups.setdefault((b.camera, b.kind), {}).setdefault(nearest_frame(b.t, fps, n), []).append(b)
-    reach = max(1, math.floor(TRACK_WINDOW_S * fps))
-    items = []
-    for (cam, kind), by_frame in groups.items():
-        frames = sorted(by_frame)
-        for j, k in enumerate(frames):
-            labels = sorted({b.label for b in by_frame[k]})
-            lo = frames[j - 1] if j > 0 else -1
-            hi = frames[j + 1] if j + 1 < len(frames) else n
-
-            def text(
-                kk: int, cam: str = cam, kind: str = kind, labels: list[str] = labels
-            ) -> tuple[str, str]:
-                t = kk / fps
-                boxes = [(label, interpolate_box(tracks[(cam, label, kind)], t)[0]) for label in labels]  # type: ignore[index]
-                return box_question(kind, labels), box_answer(boxes, sizes[cam])
-
-            what = f"{kind} box{'es' if len(labels) > 1 else ''} of {', '.join(labels)} at t={k / fps:.3f} s"
-            items.append(_Item("vqa", cam, k, reach, lo, hi, text, what))
-    items.sort(key=lambda it: (it.frame, it.camera))
-    return items
+def _left_out(ann: EpisodeAnnotation, what: str, camera: str, style: str, reach: int, fps: float) -> str:
+    return (
+        f"episode {ann.episode}: {what} on {camera}: every frame within {reach / fps:.2f} s already has a "
+        f"{style} question (lerobot resolves one per frame); it is left out"
+    )
 
 
-def _instant(style: str, camera: str, frame: int, fps: float, n: int, text: Callable, what: str) -> _Item:
-    return _Item(style, camera, frame, max(1, math.floor(INSTANT_WINDOW_S * fps)), -1, n, text, what)
+class _Tracks:
+    """The episode's box tracks (keyframes by camera, label and kind, in time order), grouped once
+    and only when a box must be read off its keyframe."""
+
+    def __init__(self, boxes: list[Box]) -> None:
+        self.boxes = boxes
+        self.where: dict[int, tuple[list[Box], int]] | None = None
+
+    def at(self, box: Box, t: float) -> tuple[float, float, float, float]:
+        """The box's track at time t, t between this keyframe and its neighbour (as interpolate_box)."""
+        if self.where is None:
+            self.where = {
+                id(b): (track, i) for track in box_tracks(self.boxes).values() for i, b in enumerate(track)
+            }
+        track, i = self.where[id(box)]
+        j = i + 1 if t > box.t else i - 1
+        if not 0 <= j < len(track) or track[j].t == box.t:
+            return box.xyxy
+        a, b = (box, track[j]) if j > i else (track[j], box)
+        w = (t - a.t) / (b.t - a.t)
+        return tuple(pa + w * (pb - pa) for pa, pb in zip(a.xyxy, b.xyxy, strict=True))  # type: ignore[return-value]
 
 
 def grounding_events(
     ann: EpisodeAnnotation, n: int, fps: float, sizes: dict[str, tuple[int, int]], warn: Warn
 ) -> list[tuple[int, Row]]:
     """The vqa and trace event rows of one episode, (frame, row), in placing order."""
-    items: list[_Item] = []
+    slots = _Slots(n)
+    instant = max(1, math.floor(INSTANT_WINDOW_S * fps))
+    track = max(1, math.floor(TRACK_WINDOW_S * fps))
+    out: list[tuple[int, Row]] = []
+
+    def emit(k: int, style: str, camera: str, question: str, answer: str) -> None:
+        out.append((k, ("user", question, style, camera, None)))
+        out.append((k, ("assistant", answer, style, camera, None)))
+
     for i, qa in enumerate(ann.qa):
-        k = nearest_frame(qa.t, fps, n)
-
-        def qa_text(_k: int, qa: QA = qa) -> tuple[str, str]:
-            return qa.question, qa_answer_json(qa.answer, qa.choices)
-
-        items.append(
-            _instant("vqa", qa.camera, k, fps, n, qa_text, f"qa[{i}] '{qa.question}' at t={qa.t:.3f} s")
-        )
+        k = slots.place("vqa", nearest_frame(qa.t, fps, n), instant)
+        if k is None:
+            warn(_left_out(ann, f"qa[{i}] '{qa.question}' at t={qa.t:.3f} s", qa.camera, "vqa", instant, fps))
+            continue
+        emit(k, "vqa", qa.camera, qa.question, qa_answer_json(qa.answer, qa.choices))
     for i, c in enumerate(ann.contacts):
-        k = nearest_frame(c.t, fps, n)
-        size = sizes[c.camera]
-        items.append(
-            _instant(
-                "vqa",
-                c.camera,
-                k,
-                fps,
-                n,
-                lambda _k, c=c, size=size: (CONTACT_QUESTION, point_answer(c.x, c.y, size)),
-                f"contacts[{i}] at t={c.t:.3f} s",
-            )
-        )
+        k = slots.place("vqa", nearest_frame(c.t, fps, n), instant)
+        if k is None:
+            warn(_left_out(ann, f"contacts[{i}] at t={c.t:.3f} s", c.camera, "vqa", instant, fps))
+            continue
+        emit(k, "vqa", c.camera, CONTACT_QUESTION, point_answer(c.x, c.y, sizes[c.camera]))
     for i, tr in enumerate(ann.trajectories):
         if not tr.points:
             continue
-        k = nearest_frame(tr.points[0][0], fps, n)
-        size = sizes[tr.camera]
-        items.append(
-            _instant(
-                "trace",
-                tr.camera,
-                k,
-                fps,
-                n,
-                lambda _k, tr=tr, size=size: (TRACE_QUESTION, trace_answer(list(tr.points), size)),
-                f"trajectories[{i}] from t={tr.points[0][0]:.3f} s",
-            )
-        )
-    items += _box_items(ann, n, fps, sizes)
-
-    taken: set[tuple[int, str]] = set()
-    out: list[tuple[int, Row]] = []
-    for it in items:
-        k = next(
-            (
-                kk
-                for kk in _order(it.frame, it.reach, n)
-                if (kk, it.style) not in taken and (kk == it.frame or it.lo < kk < it.hi)
-            ),
-            None,
-        )
+        k = slots.place("trace", nearest_frame(tr.points[0][0], fps, n), instant)
         if k is None:
-            warn(
-                f"episode {ann.episode}: {it.what} on {it.camera}: every frame within "
-                f"{it.reach / fps:.2f} s already has a {it.style} question (lerobot resolves one per frame); "
-                "it is left out"
-            )
+            what = f"trajectories[{i}] from t={tr.points[0][0]:.3f} s"
+            warn(_left_out(ann, what, tr.camera, "trace", instant, fps))
             continue
-        taken.add((k, it.style))
-        question, answer = it.text(k)
-        out.append((k, ("user", question, it.style, it.camera, None)))
-        out.append((k, ("assistant", answer, it.style, it.camera, None)))
+        emit(k, "trace", tr.camera, TRACE_QUESTION, trace_answer(tr.points, sizes[tr.camera]))
+
+    # Boxes: one question per (camera, kind) keyframe, placed in time order, never past a neighbour.
+    groups: dict[tuple[str, str], dict[int, list[Box]]] = {}
+    for b in ann.boxes:
+        groups.setdefault((b.camera, b.kind), {}).setdefault(nearest_frame(b.t, fps, n), []).append(b)
+    queue = []
+    for (cam, kind), by_frame in groups.items():
+        frames = sorted(by_frame)
+        for j, k in enumerate(frames):
+            lo = frames[j - 1] if j else -1
+            hi = frames[j + 1] if j + 1 < len(frames) else n
+            queue.append((k, cam, kind, lo, hi, by_frame[k]))
+    queue.sort(key=lambda q: (q[0], q[1]))
+    tracks = _Tracks(ann.boxes)
+    questions: dict[tuple[str, tuple[str, ...]], str] = {}
+    for k, cam, kind, lo, hi, boxes in queue:
+        kk = slots.place("vqa", k, track, lo, hi)
+        boxes = sorted(boxes, key=lambda b: b.label) if len(boxes) > 1 else boxes
+        labels = tuple(dict.fromkeys(b.label for b in boxes))
+        if kk is None:
+            what = f"{kind} box{'es' if len(labels) > 1 else ''} of {', '.join(labels)} at t={k / fps:.3f} s"
+            warn(_left_out(ann, what, cam, "vqa", track, fps))
+            continue
+        t = kk / fps
+        values = [(b.label, b.xyxy if abs(b.t - t) <= TIME_EPS else tracks.at(b, t)) for b in boxes]
+        question = questions.get((kind, labels))
+        if question is None:
+            question = questions[(kind, labels)] = box_question(kind, list(labels))
+        emit(kk, "vqa", cam, question, box_answer(values, sizes[cam]))
     return out

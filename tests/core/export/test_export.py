@@ -155,6 +155,31 @@ def test_robo_annotate_export_is_the_command(demo_root: Path, store_path: Path, 
     assert again.returncode == 1 and "already exists; use --force" in again.stderr
 
 
+def test_cli_takes_the_qwen_pixel_budget(demo_root: Path, store_path: Path, tmp_path: Path, capsys):
+    out = tmp_path / "qwen"
+    argv = ["export", str(demo_root), "--store", str(store_path), "--format", "qwen", "--out", str(out)]
+    assert run(_parse([*argv, "--min-pixels", "3136", "--max-pixels", "50176", "--quiet"])) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["pixel_budget"] == {"min_pixels": 3136, "max_pixels": 50176}
+    assert "--min_pixels 3136 --max_pixels 50176" in (out / "README.md").read_text()
+    bad = [*argv, "--force", "--max-pixels", "100", "--quiet"]
+    assert run(_parse(bad)) == 1
+    assert "--max-pixels 100: too small for any image" in capsys.readouterr().err
+    assert info == json.loads((out / "export.json").read_text())  # the refused export left it as it was
+    llava = [
+        "export",
+        str(demo_root),
+        "--store",
+        str(store_path),
+        "--format",
+        "llava",
+        "--out",
+        str(tmp_path / "l"),
+    ]
+    assert run(_parse([*llava, "--max-pixels", "50176", "--quiet"])) == 1
+    assert "only the qwen export has a pixel budget" in capsys.readouterr().err
+
+
 def test_cli_offers_every_format():
     for fmt in FORMATS:
         assert _parse(["export", "d", "--store", "s", "--format", fmt, "--out", "o"]).format == fmt
