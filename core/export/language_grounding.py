@@ -29,7 +29,7 @@ keyframe). An item with no free frame there is left out with a warning.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -61,7 +61,7 @@ _encoder = msgspec.json.Encoder(order="sorted")
 
 
 def _json(payload: dict[str, Any]) -> str:
-    """Compact JSON, keys sorted (as lerobot's VQA module writes them)."""
+    """Compact JSON with sorted keys (lerobot's VQA module sorts them too)."""
     return _encoder.encode(payload).decode()
 
 
@@ -95,7 +95,7 @@ def point_answer(x: float, y: float, size: tuple[int, int]) -> str:
     return _json({"label": "contact", "point_format": "xy", "point": pixels((x, y), size)})
 
 
-def trace_answer(points: list[tuple[float, float, float]] | tuple, size: tuple[int, int]) -> str:
+def trace_answer(points: Sequence[tuple[float, float, float]], size: tuple[int, int]) -> str:
     return _json(
         {
             "label": "gripper",
