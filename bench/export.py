@@ -13,8 +13,10 @@ episode is rendered. Two variants share those files and differ in their videos:
   bench demo's packets back to back, 200 MB per file as lerobot rolls them), so
   the copy moves what a real dataset of this length would, conservatively.
 
-A store holds an accepted annotation per episode (7 subtasks, 2 dialogue turns,
-2 QAs). Alternating, `--repeat` times each: `shutil.copytree` of the dataset (the
+A store holds an accepted annotation per episode with every kind the store
+holds (subtasks with motion, task rephrasings, dialogue, QAs, box tracks of
+each kind, trajectories and contacts on both cameras: ~100 items, see
+`build_store`). Alternating, `--repeat` times each: `shutil.copytree` of the dataset (the
 peer) and the exports to `lerobot-language` and `lerobot-subtasks` (medians).
 
     .venv/bin/python bench/export.py [--episodes 1000] [--frames 300] [--repeat 3] [--keep DIR]
@@ -41,7 +43,7 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.annotations import QA, DialogueTurn, EpisodeAnnotation, Segment  # noqa: E402
+from core.annotations import QA, Box, Contact, DialogueTurn, EpisodeAnnotation, Segment, Trajectory  # noqa: E402
 from core.demo.writer import cached_demo  # noqa: E402
 from core.export import export  # noqa: E402
 from core.protocol import Correction  # noqa: E402
@@ -53,6 +55,7 @@ SUBTASKS = ["reach", "grasp", "lift", "move", "place", "release", "retreat"]
 STATS = ("min", "max", "mean", "std", "count", "q01", "q10", "q50", "q90", "q99")
 CACHE = REPO / ".cache" / "bench-data"
 VIDEO_FILE_MB = 200  # lerobot's default video_files_size_in_mb
+CAMERAS = ["observation.images.front", "observation.images.wrist"]
 
 
 def write_clip(path: Path, frames: int, width: int = 320, height: int = 240) -> None:
@@ -163,7 +166,7 @@ def build_dataset(root: Path, episodes: int, frames: int, videos) -> None:
     """A LeRobot v3.0 dataset: meta/info.json, tasks, episodes, one data file, `videos(...)` per camera."""
     rng = np.random.default_rng(0)
     n = episodes * frames
-    cameras = ["observation.images.front", "observation.images.wrist"]
+    cameras = CAMERAS
     tasks = [f"pick up the object {i} and place it in the bowl" for i in range(10)]
     vec = {"dtype": "float32", "shape": [7], "names": NAMES}
     scalar = {"shape": [1], "names": None}
@@ -254,24 +257,68 @@ def build_dataset(root: Path, episodes: int, frames: int, videos) -> None:
     (root / "meta" / "stats.json").write_text(json.dumps({"action": {"mean": [0.0] * 7}}))
 
 
-def build_store(path: Path, dataset: str, episodes: int, frames: int, camera: str) -> None:
-    """An accepted annotation per episode: 7 subtasks on frame boundaries, 2 dialogue turns, 2 QAs."""
+def build_store(path: Path, dataset: str, episodes: int, frames: int, cameras: list[str]) -> None:
+    """An accepted annotation per episode with every kind the store holds: 7 subtasks on frame
+    boundaries with motion descriptions, 2 task rephrasings, 2 dialogue turns, 2 QAs and, per camera,
+    a box track of the object (a keyframe every 10 frames, as a tracker leaves them), its final and
+    contact boxes, a gripper track (every 30 frames), the gripper's trajectory (a point every 10
+    frames) and a contact point."""
     rng = np.random.default_rng(1)
     dur = frames / FPS
+    camera = cameras[0]
+
+    def box(c: np.ndarray, half: float = 0.05) -> tuple[float, float, float, float]:
+        x, y = np.clip(c, half, 1 - half)
+        return (float(x - half), float(y - half), float(x + half), float(y + half))
+
     with Store(path) as store, store.transaction():
         for e in range(episodes):
             cuts = np.sort(rng.choice(np.arange(3, frames - 3), len(SUBTASKS) - 1, replace=False)) / FPS
             bounds = [0.0, *cuts.tolist(), dur]
             segs = [
-                Segment(name=n, start=a, end=b) for n, a, b in zip(SUBTASKS, bounds, bounds[1:], strict=False)
+                Segment(name=n, start=a, end=b, motion=f"{n}: move the arm for {b - a:.1f} s")
+                for n, a, b in zip(SUBTASKS, bounds, bounds[1:], strict=False)
             ]
+            grasp = round(segs[1].start * FPS)
+            boxes, trajectories, contacts = [], [], []
+            for cam in cameras:
+                path_xy = np.cumsum(rng.normal(0, 0.01, (frames, 2)), axis=0) + rng.uniform(0.3, 0.7, 2)
+                path_xy = np.clip(path_xy, 0.05, 0.95)
+                boxes += [
+                    Box(t=k / FPS, camera=cam, label="cup", kind="current", xyxy=box(path_xy[k]))
+                    for k in range(0, frames, 10)
+                ]
+                boxes.append(
+                    Box(
+                        t=0.0, camera=cam, label="bowl", kind="final", xyxy=box(rng.uniform(0.2, 0.8, 2), 0.1)
+                    )
+                )
+                boxes.append(
+                    Box(t=grasp / FPS, camera=cam, label="cup", kind="contact", xyxy=box(path_xy[grasp]))
+                )
+                boxes += [
+                    Box(t=k / FPS, camera=cam, label="gripper", kind="gripper", xyxy=box(path_xy[k], 0.04))
+                    for k in range(0, frames, 30)
+                ]
+                trajectories.append(
+                    Trajectory(
+                        camera=cam, points=[(k / FPS, *map(float, path_xy[k])) for k in range(0, frames, 10)]
+                    )
+                )
+                contacts.append(
+                    Contact(t=grasp / FPS, camera=cam, x=float(path_xy[grasp][0]), y=float(path_xy[grasp][1]))
+                )
             ann = EpisodeAnnotation(
                 dataset=dataset,
                 episode=e,
                 duration=dur,
                 fps=FPS,
                 task="pick and place",
+                task_aug=["put the cup in the bowl", "move the cup into the bowl"],
                 segments=segs,
+                boxes=boxes,
+                trajectories=trajectories,
+                contacts=contacts,
                 dialogue=[
                     DialogueTurn(t=0.0, skill="reach", user_prompt="Get the cup.", robot_utterance="On it."),
                     DialogueTurn(
@@ -346,9 +393,9 @@ def main() -> int:
             if not (root / "meta" / "info.json").is_file():
                 shutil.rmtree(root.parent, ignore_errors=True)
                 build_dataset(root, args.episodes, args.frames, videos)
-            store = root.parent / "annotations.db"
+            store = root.parent / "annotations-every-kind.db"
             if not store.exists():
-                build_store(store, root.name, args.episodes, args.frames, "observation.images.front")
+                build_store(store, root.name, args.episodes, args.frames, CAMERAS)
             med = measure(root, store, root.parent, args.repeat)
             rows.append((label, tree_mb(root, "data") + tree_mb(root, "meta"), tree_mb(root, "videos"), med))
     finally:

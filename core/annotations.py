@@ -95,6 +95,9 @@ class Segment(Provenance, kw_only=True):
     name: str
     start: float
     end: float
+    # How the arm moves in this span, in the robot's frame ("lift the cup 10 cm"), where an
+    # engine or a person said so; "" if nobody did (lerobot's `motion` style).
+    motion: str = ""
 
     def __post_init__(self) -> None:
         _check_text("Segment", "name", self.name)
@@ -232,6 +235,8 @@ class EpisodeAnnotation(msgspec.Struct, kw_only=True):
     duration: float
     fps: float
     task: str = ""
+    # Other phrasings of `task` (lerobot's `task_aug` style: training rotates through them).
+    task_aug: list[str] = msgspec.field(default_factory=list)
     revision: int = 0
     segments: list[Segment] = msgspec.field(default_factory=list)
     boxes: list[Box] = msgspec.field(default_factory=list)
@@ -263,6 +268,8 @@ class EpisodeAnnotation(msgspec.Struct, kw_only=True):
             _check_finite("EpisodeAnnotation", "uncertainty", self.uncertainty)
             if not 0.0 <= self.uncertainty <= 1.0:
                 _fail("EpisodeAnnotation", "uncertainty", self.uncertainty, "must be in [0, 1]")
+        for i, text in enumerate(self.task_aug):
+            _check_text("EpisodeAnnotation", f"task_aug[{i}]", text)
         self._check_segments_cover()
         limit = self.duration + COVER_TOLERANCE
         for name in ("boxes", "contacts", "dialogue", "qa"):

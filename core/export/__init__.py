@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from core.errors import RoboAnnotateError
 from core.export.report import ExportError, ExportReport, Progress
 
@@ -51,8 +53,24 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _check_annotation(ann: EpisodeAnnotation, ds: Dataset, where: str) -> None:
-    """Refuse annotations made for other data: unknown episode, fps, length or camera."""
+def _describe(name: str, i: int, item: object) -> str:
+    """An item as a person finds it in the app: its list, index, kind and time."""
+    t = getattr(item, "t", None)
+    when = f" at t={t:.3f} s" if isinstance(t, float | int) else ""
+    if name == "boxes":
+        return f"boxes[{i}] ({item.kind} box '{item.label}'{when})"  # type: ignore[attr-defined]
+    if name == "trajectories":
+        return f"trajectories[{i}] ({len(item.points)} points)"  # type: ignore[attr-defined]
+    if name == "qa":
+        return f"qa[{i}] ('{item.question}'{when})"  # type: ignore[attr-defined]
+    return f"{name}[{i}] ({name[:-1]}{when})"
+
+
+def _check_annotation(
+    ann: EpisodeAnnotation, ds: Dataset, where: str, warn: Callable[[str], None]
+) -> EpisodeAnnotation:
+    """Refuse annotations made for other data (unknown episode, fps or length); items on a
+    camera the dataset does not have are left out, each with a warning naming it."""
     if ann.episode not in ds.episodes:
         raise ExportError(
             f"{where}: episode {ann.episode} is not in the dataset {ds.root} ({len(ds)} episodes)"
@@ -66,19 +84,26 @@ def _check_annotation(ann: EpisodeAnnotation, ds: Dataset, where: str) -> None:
             f"episode is {info.duration:.3f} s ({info.length} frames)"
         )
     cameras = set(ds.cameras)
+    kept: dict[str, list] = {}
     for name in ("boxes", "trajectories", "contacts", "qa"):
-        for i, item in enumerate(getattr(ann, name)):
+        items = getattr(ann, name)
+        kept[name] = [item for item in items if item.camera in cameras]
+        for i, item in enumerate(items):
             if item.camera not in cameras:
-                raise ExportError(
-                    f"{where}: episode {ann.episode}: {name}[{i}].camera = {item.camera!r} is not a "
-                    f"camera of the dataset ({', '.join(ds.cameras) or 'none'})"
+                warn(
+                    f"{where}: episode {ann.episode}: {_describe(name, i, item)} is on camera "
+                    f"{item.camera!r}, which the dataset does not have ({', '.join(ds.cameras) or 'no cameras'}); "
+                    "it is left out"
                 )
+    if all(len(kept[n]) == len(getattr(ann, n)) for n in kept):
+        return ann
+    return msgspec.structs.replace(ann, **kept)
 
 
-def load_annotations(ds: Dataset, store_path: Path, include_unreviewed: bool) -> dict[int, EpisodeAnnotation]:
+def load_annotations(
+    ds: Dataset, store_path: Path, include_unreviewed: bool, warn: Callable[[str], None] | None = None
+) -> dict[int, EpisodeAnnotation]:
     """The store's head annotations of `ds` to export, checked against the dataset."""
-    import msgspec
-
     from core.store import Store
 
     with Store(store_path, readonly=True) as store:
@@ -89,9 +114,8 @@ def load_annotations(ds: Dataset, store_path: Path, include_unreviewed: bool) ->
                 f"{store_path}: a stored annotation of {ds.name} cannot be read ({exc})"
             ) from exc
     where = f"{store_path} ({ds.name})"
-    for ann in anns:
-        _check_annotation(ann, ds, where)
-    return {a.episode: a for a in anns}
+    checked = [_check_annotation(a, ds, where, warn or (lambda _m: None)) for a in anns]
+    return {a.episode: a for a in checked}
 
 
 def export(
@@ -102,19 +126,27 @@ def export(
     include_unreviewed: bool = False,
     force: bool = False,
     progress: Progress | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
 ) -> ExportReport:
     """Write `fmt` for the dataset's accepted (or also unreviewed) annotations into `out`.
 
     `progress(done, total)` is called as work advances (the GUI shows it).
-    Raises `ExportError` (or another `RoboAnnotateError`) with a message naming the
-    file or field at fault; `out` is then left as it was.
+    `min_pixels` / `max_pixels`: the qwen export's pixel budget (see
+    `core.export.conversations`). Raises `ExportError` (or another
+    `RoboAnnotateError`) with a message naming the file or field at fault; `out`
+    is then left as it was. Items that cannot be exported (a camera the dataset
+    lacks, a box thinner than a pixel, an image the budget cannot hold) are left
+    out with a warning in the report naming the episode and the item.
     """
     from core.dataset import Dataset
     from core.export.atomic import atomic_dir, check_out
-    from core.export.base import ExportJob
+    from core.export.base import ExportJob, ExportOptions
 
     started = time.perf_counter()
     write = _writer(fmt)
+    options = ExportOptions(min_pixels=min_pixels, max_pixels=max_pixels)
+    options.check(fmt)
     ds = Dataset(dataset_path)
     store_path = Path(store_path).expanduser().absolute()
     out_path = check_out(Path(out), force)
@@ -122,20 +154,21 @@ def export(
         raise ExportError(f"{out_path}: the output must be outside the dataset {ds.root} and not contain it")
     if _inside(store_path, out_path):
         raise ExportError(f"{out_path}: the output must not contain the store {store_path}")
+    report = ExportReport(format=fmt, out=out_path)
     try:
-        annotations = load_annotations(ds, store_path, include_unreviewed)
+        annotations = load_annotations(ds, store_path, include_unreviewed, report.warnings.append)
     except ExportError:
         raise
     except RoboAnnotateError as exc:
         raise ExportError(str(exc)) from exc
-    report = ExportReport(format=fmt, out=out_path, episodes=len(annotations))
+    report.episodes = len(annotations)
     if not annotations:
         which = "annotations" if include_unreviewed else "accepted annotations"
         hint = "" if include_unreviewed else " (--include-unreviewed also takes unreviewed ones)"
         report.warnings.append(
             f"{store_path} has no {which} of dataset '{ds.name}'; nothing annotated to export{hint}"
         )
-    job = ExportJob(ds, annotations, report, progress)
+    job = ExportJob(ds, annotations, report, progress, options=options)
     with atomic_dir(out_path, force=force) as tmp:
         write(job, tmp)
     report.seconds = time.perf_counter() - started

@@ -21,6 +21,31 @@ from core.dataset import Dataset
 from core.export.report import ExportError, ExportReport, Progress
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """Per-format settings (the CLI's flags); `check(fmt)` refuses ones the format has no use for."""
+
+    # Qwen pixel budget of every image (None: the qwen export's default, RoboInterVLM's recipe).
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+
+    def check(self, fmt: str) -> None:
+        given = [n for n in ("min_pixels", "max_pixels") if getattr(self, n) is not None]
+        if given and fmt != "qwen":
+            flags = " and ".join("--" + n.replace("_", "-") for n in given)
+            raise ExportError(f"{flags}: only the qwen export has a pixel budget (format is {fmt})")
+        for name in given:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ExportError(
+                    f"--{name.replace('_', '-')} = {value!r}: must be a whole number of pixels >= 1"
+                )
+        if given == ["min_pixels", "max_pixels"] and self.min_pixels > self.max_pixels:  # type: ignore[operator]
+            raise ExportError(
+                f"--min-pixels {self.min_pixels} is above --max-pixels {self.max_pixels}: no image fits that budget"
+            )
+
+
 @dataclass
 class ExportJob:
     """One export's inputs, already validated."""
@@ -32,6 +57,7 @@ class ExportJob:
     progress: Progress | None = None
     # Hard-link big immutable files (videos) instead of copying them.
     link: bool = True
+    options: ExportOptions = ExportOptions()
 
     def tick(self, done: int, total: int) -> None:
         if self.progress is not None:

@@ -17,7 +17,7 @@ FORMAT_HELP = {
     "lerobot-language": "copy of the dataset with lerobot 0.6 language_persistent/language_events columns",
     "lerobot-subtasks": "copy of the dataset with subtask_index, skills.json, subtasks.parquet (+ dialogue tables)",
     "llava": "LLaVA-OneVision conversation JSON, normalized [0,1] coordinates, JPEG frames",
-    "qwen": "Qwen2.5-VL conversation JSON, absolute pixels of the smart-resized image, JPEG frames",
+    "qwen": "Qwen2.5-VL conversation JSON, absolute pixels of images sized for the trainer's pixel budget, JPEG frames",
 }
 
 
@@ -38,6 +38,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory (refused if it exists)")
     p.add_argument(
         "--include-unreviewed", action="store_true", help="also export episodes not yet accepted in review"
+    )
+    p.add_argument(
+        "--min-pixels",
+        type=int,
+        default=None,
+        help="qwen: the trainer's --min_pixels; every image is written at a size its resize keeps (default 3136)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="qwen: the trainer's --max_pixels (default 12845056, RoboInterVLM's recipe)",
     )
     p.add_argument("--force", action="store_true", help="replace an existing --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -82,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
                 include_unreviewed=args.include_unreviewed,
                 force=args.force,
                 progress=progress,
+                min_pixels=getattr(args, "min_pixels", None),
+                max_pixels=getattr(args, "max_pixels", None),
             )
         except RoboAnnotateError as exc:
             bar.close()

@@ -1,40 +1,57 @@
 """`llava` and `qwen`: conversation JSON for VLM fine-tuning, frames as JPEG files.
 
 The samples (tasks, prompts, answers, images and their sizes) come from the one
-shared builder, `core.vlm.samples.build_samples`; this module only lays them
-out as the trainers read them: LLaVA-NeXT's `train.py` (LLaVA-OneVision) and
-Qwen's `qwen-vl-finetune` both read a JSON list of
+shared builder, `core.vlm.samples.build_samples`; this module lays them out so
+that the official trainer and the seed's trainer of each family load them as
+they are (their loaders, read for this layout):
 
-    {"id": ..., "image": [relative paths], "conversations":
-        [{"from": "human", "value": "<image>\\n...prompt"}, {"from": "gpt", "value": answer}]}
+- LLaVA-NeXT `llava/train/train.py` (`LazySupervisedDataset`, OneVision) reads
+  `image` (a path or a list) relative to `--image_folder`;
+- RoboInterVLM-LLaVAOV `llava/train/train.py` reads `images` relative to the
+  `data_path` of its dataset registry (`llava/data.py`);
+- QwenLM `qwen-vl-finetune/qwenvl/data/data_qwen.py` reads `image` relative to
+  the registry's `data_path` (`qwenvl/data/__init__.py`);
+- RoboInterVLM `qwen-vl-finetune/qwenvl/data/data_qwen.py` reads `images` there.
 
-with one `<image>` tag per image, in order, and the paths relative to the
-output directory (their `image_folder` / `data_path`). Both read the key
-`image` (a string or a list); we always write a list.
+So every record carries the same list under both keys, paths relative to this
+output directory (the folder each trainer is told about), and one `<image>`
+tag per image at the start of the human turn, in order (all four replace the
+tags in order with the images' tokens). No sample is a clip, so no record has
+a `video` key. One layout serves all four; nothing is left to an option.
 
 Coordinates follow the family (`core.vlm.coords`): LLaVA-OneVision answers are
-normalized to [0, 1] of the image (so of the original frame too); Qwen2.5-VL
-answers are absolute pixels of the image as written, which is already the
-smart-resized size (sides multiples of 28), so the processor's own resize is
-the identity and a pixel means the same thing in training as in the file.
+normalized to [0, 1] of the image; Qwen2.5-VL answers are absolute pixels of
+the image as written. Qwen trainers resize every image again with
+`smart_resize` under their own `--min_pixels/--max_pixels`, so the qwen export
+takes that budget (`min_pixels`, `max_pixels`; default RoboInterVLM's
+3,136..12,845,056) and writes every image at a size that is a fixed point of
+`smart_resize` under it: the trainer leaves it alone and a pixel in an answer
+is a pixel the model sees. The budget is recorded in `export.json` and the
+README with the exact trainer flags. An image the budget cannot hold, or a box
+thinner than a pixel of its image, leaves its sample out with a warning that
+names the episode and the item.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.export.base import ExportJob
+from core.export.cards import ANNOTATIONS, IMAGES, conversation_card, export_info
 from core.export.report import ExportError
 
 FAMILY = {"llava": "llava_onevision", "qwen": "qwen2_5_vl"}
-ANNOTATIONS = "annotations.json"
-IMAGES = "images"
+INFO = "export.json"
 JPEG_QUALITY = 95
+# The qwen export's default budget: RoboInterVLM's Qwen2.5-VL recipe (qwen-vl-finetune/scripts/sft.sh).
+QWEN_MIN_PIXELS = 3136
+QWEN_MAX_PIXELS = 12845056
+# Warnings of one kind listed in full before they are counted.
+WARN_LIMIT = 20
 
 
 def _image_name(episode: int, spec: Any) -> str:
@@ -47,12 +64,13 @@ def _image_name(episode: int, spec: Any) -> str:
 
 
 def sample_record(sample: Any, images: list[str]) -> dict[str, Any]:
-    """One sample as a trainer reads it (plus `task` and `source`, which trainers ignore)."""
+    """One sample as the trainers read it (plus `task` and `source`, which they ignore)."""
     tags = "".join("<image>\n" for _ in images)
     meta = sample.meta
     return {
         "id": sample.id,
-        "image": images,
+        "image": list(images),
+        "images": list(images),
         "conversations": [
             {"from": "human", "value": tags + sample.prompt.strip()},
             {"from": "gpt", "value": sample.answer},
@@ -68,83 +86,117 @@ def sample_record(sample: Any, images: list[str]) -> dict[str, Any]:
     }
 
 
-def _readme(fmt: str, family: str, records: list[dict[str, Any]], job: ExportJob) -> str:
-    tasks = Counter(r["task"] for r in records)
-    sizes = Counter(tuple(s) for r in records for s in r["source"]["image_size"])
-    if fmt == "qwen":
-        coords = (
-            "Boxes (`bbox_2d`: x1, y1, x2, y2) and points (`point_2d`: x, y) are **absolute pixels of the "
-            "image as written here**, origin at the top left. The images were resized with Qwen2.5-VL's "
-            "`smart_resize` (sides multiples of 28, pixel budget kept) before writing, so the processor "
-            "leaves their size alone and the pixels in the answers are the pixels the model sees. To get "
-            "back to the original camera frame, divide x by the image width and y by its height (both in "
-            "`source.image_size`, and the JPEG's own size) and multiply by the camera's size."
+def _where(sample: Any) -> str:
+    meta = sample.meta
+    at = f" at t={meta['t']:.2f} s" if isinstance(meta.get("t"), float | int) else ""
+    cam = f" on {meta['camera']}" if meta.get("camera") else ""
+    return f"episode {sample.episode}: {sample.task} sample {sample.id}{at}{cam}"
+
+
+def degenerate_box(sample: Any, family: str) -> str | None:
+    """Why a box answer cannot be trained on at the size written (a box with no area there), or None."""
+    if '"bbox_2d"' not in sample.answer:
+        return None
+    from core.vlm.coords import family as get_family
+    from core.vlm.coords import out_of_range
+
+    size = tuple(sample.images[0].size)
+    fam = get_family(family)
+    for item in json.loads(sample.answer):
+        x1, y1, x2, y2 = item["bbox_2d"]
+        if out_of_range(item["bbox_2d"], fam, size):
+            return f"box '{item.get('label')}' {item['bbox_2d']} falls outside the {size[0]}x{size[1]} image"
+        if x2 <= x1 or y2 <= y1:
+            unit = "px" if fam.coords == "pixels" else "at 3 decimals"
+            return (
+                f"box '{item.get('label')}' is {item['bbox_2d']} on the {size[0]}x{size[1]} image: "
+                f"no width or height left ({unit})"
+            )
+    return None
+
+
+class _Warnings:
+    """Per-item warnings, the first WARN_LIMIT of each kind in full, the rest counted."""
+
+    def __init__(self, job: ExportJob) -> None:
+        self.job = job
+        self.counts: dict[str, int] = {}
+
+    def add(self, kind: str, message: str) -> None:
+        n = self.counts[kind] = self.counts.get(kind, 0) + 1
+        if n <= WARN_LIMIT:
+            self.job.warn(message)
+
+    def close(self) -> None:
+        for kind, n in self.counts.items():
+            if n > WARN_LIMIT:
+                self.job.warn(f"... and {n - WARN_LIMIT} more samples left out: {kind}")
+
+
+def _budget(job: ExportJob, fmt: str) -> tuple[int | None, int | None]:
+    """The pixel budget the images are written for; refuses one no image can fit."""
+    if fmt != "qwen":
+        return None, None
+    from core.vlm.coords import family
+
+    lo = job.options.min_pixels or QWEN_MIN_PIXELS
+    hi = job.options.max_pixels or QWEN_MAX_PIXELS
+    factor = family(FAMILY[fmt]).factor
+    if hi < factor * factor:
+        raise ExportError(
+            f"--max-pixels {hi}: too small for any image; the smallest image Qwen2.5-VL takes is "
+            f"{factor}x{factor} = {factor * factor} pixels"
         )
-        usage = (
-            "qwen-vl-finetune: register a dataset with `annotation_path` = this directory's "
-            f"`{ANNOTATIONS}` and `data_path` = this directory."
-        )
-    else:
-        coords = (
-            "Boxes (`bbox_2d`: x1, y1, x2, y2) and points (`point_2d`: x, y) are **normalized to [0, 1]** "
-            "of the image width and height (3 decimals), origin at the top left. Images keep the camera's "
-            "aspect ratio, so the same numbers hold on the original camera frame."
-        )
-        usage = (
-            f"LLaVA-NeXT (OneVision) `train.py`: `--data_path {ANNOTATIONS} --image_folder <this directory>`."
-        )
-    lines = [
-        f"# {fmt} export of {job.dataset.name}",
-        "",
-        f"Written by RoboAnnotate from {job.report.episodes} reviewed episode(s) of `{job.dataset.root}`;",
-        f"model family `{family}`. Prompts and answers come from `core.vlm.samples` (the same prompts",
-        "the annotation engines ask and the trainer trains on).",
-        "",
-        "## Files",
-        "",
-        f"- `{ANNOTATIONS}`: a JSON list of samples: `id`, `image` (a list of paths relative to this",
-        "  directory, one `<image>` tag per path at the start of the human turn, in order), `conversations`",
-        "  (`human` prompt, `gpt` answer), and `task` and `source` (dataset, episode, time, camera,",
-        "  image sizes), which trainers ignore.",
-        f"- `{IMAGES}/`: the frames and contact sheets, JPEG (quality {JPEG_QUALITY}), one file per",
-        "  distinct image.",
-        "",
-        "## Coordinates",
-        "",
-        coords,
-        "",
-        "## Using it",
-        "",
-        usage,
-        "",
-        "## Contents",
-        "",
-        "| task | samples |",
-        "|---|---|",
-        *(f"| {t} | {n} |" for t, n in sorted(tasks.items())),
-        "",
-        "Image sizes (width x height): " + ", ".join(f"{w}x{h} ({n})" for (w, h), n in sorted(sizes.items())),
-        "",
-    ]
-    return "\n".join(lines)
+    if lo > hi:
+        raise ExportError(f"--min-pixels {lo} is above --max-pixels {hi}: no image fits that budget")
+    return lo, hi
 
 
 def write_conversations(job: ExportJob, out: Path, fmt: str) -> None:
-    """Samples of every exported annotation, their images as JPEG, and a README."""
+    """Samples of every exported annotation, their images as JPEG, export.json and a README."""
     try:
         from core.video import FrameReader
-        from core.vlm.samples import build_samples, render_images
+        from core.vlm.coords import is_fixed_point
+        from core.vlm.samples import SampleConfig, build_samples, render_images
     except ImportError as exc:  # core.vlm needs Pillow (a base dependency); say so if it is missing
         raise ExportError(f"the {fmt} export needs core.vlm and Pillow: {exc}") from exc
 
     family = FAMILY[fmt]
     ds = job.dataset
+    lo, hi = _budget(job, fmt)
+    config = SampleConfig(min_pixels=lo, max_pixels=hi)
+    warnings = _Warnings(job)
     samples = []
+    built = 0
     for ep in sorted(job.annotations):
         try:
-            samples.extend(build_samples(job.annotations[ep], ds, family=family))
+            episode_samples = build_samples(job.annotations[ep], ds, family=family, config=config)
         except ValueError as exc:
             raise ExportError(f"episode {ep}: {exc}") from exc
+        built += len(episode_samples)
+        for sample in episode_samples:
+            misfit = [s.size for s in sample.images if not is_fixed_point(family, s.size, hi, lo)]
+            if misfit:
+                w, h = misfit[0]
+                warnings.add(
+                    "the pixel budget cannot hold their images",
+                    f"{_where(sample)}: no image size near {w}x{h} is left as it is by the trainer's resize "
+                    f"under --min-pixels {lo} --max-pixels {hi}; the sample is left out",
+                )
+                continue
+            why = degenerate_box(sample, family)
+            if why is not None:
+                warnings.add(
+                    "a box has no area on its image", f"{_where(sample)}: {why}; the sample is left out"
+                )
+                continue
+            samples.append(sample)
+    if built and not samples and lo is not None:
+        raise ExportError(
+            f"--min-pixels {lo} --max-pixels {hi}: the budget holds none of the {built} samples' images "
+            "(see the first warning); widen it to what the trainer is given"
+        )
+    warnings.close()
     written: dict[str, tuple[int, int]] = {}
     records = []
     reader = FrameReader(cache_bytes=128 * 2**20)
@@ -167,10 +219,12 @@ def write_conversations(job: ExportJob, out: Path, fmt: str) -> None:
             job.tick(done, len(samples))
     finally:
         reader.close()
+    info = export_info(fmt, family, job, records, len(written), lo, hi)
     (out / ANNOTATIONS).write_text(json.dumps(records, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    (out / "README.md").write_text(_readme(fmt, family, records, job), encoding="utf-8")
+    (out / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "README.md").write_text(conversation_card(info, job), encoding="utf-8")
     job.report.samples = len(records)
-    job.report.files += len(written) + 2
+    job.report.files += len(written) + 3
 
 
 def conversation_writer(fmt: str) -> Callable[[ExportJob, Path], None]:

@@ -4,20 +4,22 @@ A copy of the dataset whose data files carry two list-of-struct columns:
 
 - `language_persistent`: the same rows on every frame of an episode (broadcast),
   each stamped with the frame timestamp it becomes active at. One `subtask` row
-  per segment, at the first frame the segment covers (start <= t < end), and a
-  `plan` row (the numbered list of subtasks still to do) at every subtask start
-  and every dialogue turn: lerobot's validator requires a plan refresh at each
-  interjection, and its plan rows are exactly "what is left to do".
+  per segment, at the first frame the segment covers (start <= t < end); a
+  `motion` row there too where the segment has a motion description; a `plan`
+  row (the numbered list of subtasks still to do) at every subtask start and
+  every dialogue turn (lerobot's validator requires a plan refresh at each
+  interjection, and its plan rows are exactly "what is left to do"); and, where
+  the task has rephrasings, `task_aug` rows (role user) on the first frame: the
+  task itself first, then each rephrasing, as lerobot's plan module writes them
+  (its renderer rotates `${task}` through them).
 - `language_events`: rows only on the frame they happen at (the frame nearest
   the item's time). A dialogue turn is an `interjection` row (role user) plus a
-  `say` tool-call speech atom (role assistant, style null, content null); a QA
-  is a `vqa` user/assistant pair tagged with its camera key.
+  `say` tool-call speech atom (role assistant, style null, content null). QAs,
+  boxes of every kind, contact points (`vqa`) and trajectories (`trace`) are
+  (user, assistant) pairs on their camera: see `core.export.language_grounding`.
 
-lerobot's VQA assistant content is JSON of a known shape (bbox, keypoint, count,
-attribute, spatial). Our QA answers are text, so they travel in the `attribute`
-shape: {"label": "scene", "attribute": "answer", "value": <answer>} plus
-"choices" for a choice question. Dialogue's skill/scenario/response types have
-no slot here; the `lerobot-subtasks` export keeps them.
+Dialogue's skill/scenario/response types have no slot here; the
+`lerobot-subtasks` export keeps them.
 
 Rows follow the writer's rules: persistent rows sorted by (timestamp, style,
 role), events within a frame by (style, role, camera), timestamps taken from
@@ -29,7 +31,6 @@ with pyarrow only: lerobot is not needed to export, only to check.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ import pyarrow as pa
 
 from core.annotations import EpisodeAnnotation
 from core.export.base import ExportJob, frame_segment_indices, nearest_frame
+from core.export.language_grounding import Row, Warn, grounding_events
 from core.export.lerobot_data import (
     FileRows,
     copy_dataset,
@@ -55,7 +57,6 @@ from core.export.lists import repeated_slices
 LANGUAGE_PERSISTENT = "language_persistent"
 LANGUAGE_EVENTS = "language_events"
 LANGUAGE_COLUMNS = (LANGUAGE_PERSISTENT, LANGUAGE_EVENTS)
-QA_LABEL = "scene"
 
 
 def _json_type() -> pa.DataType:
@@ -132,20 +133,8 @@ def say_call(text: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": "say", "arguments": {"text": text}}}
 
 
-def qa_answer_json(answer: str, choices: list[str]) -> str:
-    payload: dict[str, Any] = {"label": QA_LABEL, "attribute": "answer", "value": answer}
-    if choices:
-        payload["choices"] = list(choices)
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
-
-
 def plan_text(names: list[str]) -> str:
     return "\n".join(f"{i}. {name}" for i, name in enumerate(names, 1))
-
-
-# A language row before it becomes Arrow: (role, content, style, camera, tool_calls).
-Row = tuple[str, str | None, str | None, str | None, list[str] | None]
-Warn = Callable[[str], None]
 
 
 @dataclass
@@ -158,8 +147,24 @@ class EpisodeLanguage:
     events: list[tuple[int, Row]] = field(default_factory=list)
 
 
-def episode_rows(ann: EpisodeAnnotation, n_frames: int, fps: float, warn: Warn) -> EpisodeLanguage:
-    """The language rows of one annotation on its episode's frame grid."""
+def task_phrasings(task: str, aug: list[str]) -> list[str]:
+    """The task first, then its rephrasings, each once (lerobot's `_task_aug_rows` order)."""
+    return list(dict.fromkeys(p.strip() for p in [task, *aug] if p.strip()))
+
+
+def episode_rows(
+    ann: EpisodeAnnotation,
+    n_frames: int,
+    fps: float,
+    warn: Warn,
+    sizes: dict[str, tuple[int, int]] | None = None,
+    task: str = "",
+) -> EpisodeLanguage:
+    """The language rows of one annotation on its episode's frame grid.
+
+    `sizes` gives each camera's (height, width) for pixel coordinates; `task` is
+    the dataset's task of the episode where the annotation has none.
+    """
     seg_of_frame = frame_segment_indices(ann.segments, n_frames, fps)
     names = [s.name for s in ann.segments]
     persistent: dict[tuple[int, str], Row] = {}
@@ -168,6 +173,7 @@ def episode_rows(ann: EpisodeAnnotation, n_frames: int, fps: float, warn: Warn) 
         i = int(seg_of_frame[k])
         if i >= 0 and i not in first_frames:
             first_frames[i] = int(k)
+    described = [s for s in ann.segments if s.motion.strip()]
     for i, seg in enumerate(ann.segments):
         k = first_frames.get(i)
         if k is None:
@@ -178,6 +184,14 @@ def episode_rows(ann: EpisodeAnnotation, n_frames: int, fps: float, warn: Warn) 
             continue
         persistent[(k, "subtask")] = ("assistant", seg.name, "subtask", None, None)
         persistent[(k, "plan")] = ("assistant", plan_text(names[i:]), "plan", None, None)
+        if seg.motion.strip():
+            persistent[(k, "motion")] = ("assistant", seg.motion.strip(), "motion", None, None)
+        elif described:
+            warn(
+                f"episode {ann.episode}: segment {i} '{seg.name}' has no motion description while "
+                f"{len(described)} other segment(s) have one; lerobot's active_at(style=motion) returns "
+                "the previous segment's there"
+            )
 
     events: list[tuple[int, Row]] = []
     for turn in ann.dialogue:
@@ -189,23 +203,15 @@ def episode_rows(ann: EpisodeAnnotation, n_frames: int, fps: float, warn: Warn) 
             i = int(seg_of_frame[k])
             todo = names[i:] if i >= 0 else [turn.skill]
             persistent[(k, "plan")] = ("assistant", plan_text(todo), "plan", None, None)
-    taken: set[tuple[int, str]] = set()
-    for qa in ann.qa:
-        k = nearest_frame(qa.t, fps, n_frames)
-        if (k, qa.camera) in taken:
-            warn(
-                f"episode {ann.episode}: QA at t={qa.t:.3f} on {qa.camera} lands on frame {k}, which already "
-                "has a QA on that camera (lerobot allows one per frame and camera); it is left out"
-            )
-            continue
-        taken.add((k, qa.camera))
-        events.append((k, ("user", qa.question, "vqa", qa.camera, None)))
-        events.append((k, ("assistant", qa_answer_json(qa.answer, qa.choices), "vqa", qa.camera, None)))
+    events += grounding_events(ann, n_frames, fps, sizes or {}, warn)
 
+    rows = [(k, row) for (k, _), row in persistent.items()]
+    if ann.task_aug:
+        rows += [
+            (0, ("user", p, "task_aug", None, None)) for p in task_phrasings(ann.task or task, ann.task_aug)
+        ]
     out = EpisodeLanguage()
-    out.persistent = sorted(
-        ((k, row) for (k, _), row in persistent.items()), key=lambda x: (x[0], x[1][2], x[1][0])
-    )
+    out.persistent = sorted(rows, key=lambda x: (x[0], x[1][2] or "", x[1][0]))
     out.events = sorted(events, key=lambda x: (x[0], x[1][2] or "", x[1][0], x[1][3] or ""))
     return out
 
@@ -233,9 +239,15 @@ def _struct(rows: list[Row], timestamps: np.ndarray | None) -> pa.StructArray:
 
 
 def language_columns(
-    rows: FileRows, anns: dict[int, EpisodeAnnotation], fps: float, warn: Warn
+    rows: FileRows,
+    anns: dict[int, EpisodeAnnotation],
+    fps: float,
+    warn: Warn,
+    sizes: dict[str, tuple[int, int]] | None = None,
+    tasks: dict[int, str] | None = None,
 ) -> dict[str, pa.Array]:
-    """The two language columns for one data file's rows (see `FileRows`)."""
+    """The two language columns for one data file's rows (see `FileRows`); `sizes` are the
+    cameras' (height, width), `tasks` the dataset's task per episode."""
     n = rows.num_rows
     p_rows: list[Row] = []
     p_ts: list[float] = []
@@ -250,7 +262,7 @@ def language_columns(
             continue
         row_ids = rows.rows(ep)
         ts = rows.timestamps(ep)
-        lang = episode_rows(ann, len(row_ids), fps, warn)
+        lang = episode_rows(ann, len(row_ids), fps, warn, sizes, (tasks or {}).get(ep, ""))
         first = len(p_rows)
         for k, row in lang.persistent:
             p_rows.append(row)
@@ -278,9 +290,11 @@ def write_lerobot_language(job: ExportJob, out: Path) -> None:
     files = data_files(ds)
     tick = counter(job, count_files(ds.root))
     copy_dataset(job, out, files, tick)
+    sizes = {cam: ds.camera_shape(cam) for cam in ds.cameras}
+    tasks = {ep: info.task for ep, info in ds.episodes.items()}
     for path in files:
         rows = read_rows(path, ds)
-        columns = language_columns(rows, job.annotations, ds.fps, job.warn)
+        columns = language_columns(rows, job.annotations, ds.fps, job.warn, sizes, tasks)
         write_rows(out / path.relative_to(ds.root), rows.table, columns, HF_FEATURES)
         job.report.files += 1
         job.report.frames += rows.num_rows

@@ -22,7 +22,6 @@ on a copy of the dataset:
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -93,13 +92,26 @@ def subtask_vocabulary(anns: dict[int, EpisodeAnnotation]) -> dict[str, int]:
     return {n: i for i, n in enumerate(names)}
 
 
+def dataset_tasks(job: ExportJob) -> list[str]:
+    """Every task of the dataset, in episode order, each once (an exported annotation's own
+    task stands for its episode's)."""
+    tasks: dict[str, None] = {}
+    for ep, info in sorted(job.dataset.episodes.items()):
+        ann = job.annotations.get(ep)
+        for task in (ann.task,) if ann is not None and ann.task else info.tasks:
+            if task.strip():
+                tasks.setdefault(task.strip(), None)
+    return list(tasks)
+
+
 def coarse_description(job: ExportJob) -> str:
-    """The most common task among the exported episodes (the dataset's first task if none)."""
-    tasks = Counter(a.task or job.dataset.episodes[a.episode].task for a in job.annotations.values())
-    if tasks:
-        return tasks.most_common(1)[0][0]
-    first = next(iter(job.dataset.episodes.values()), None)
-    return first.task if first is not None else ""
+    """What the whole dataset is about: its task when it has one (as the reference tools
+    write it), else "N tasks: first; second; ..." so a multi-task dataset is not
+    described by one of its tasks."""
+    tasks = dataset_tasks(job)
+    if len(tasks) <= 1:
+        return tasks[0] if tasks else ""
+    return f"{len(tasks)} tasks: " + "; ".join(tasks)
 
 
 def skills_json(job: ExportJob, vocab: dict[str, int]) -> dict[str, Any]:

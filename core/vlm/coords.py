@@ -88,18 +88,53 @@ def smart_resize(
 
 
 def model_image_size(
-    fam: str | Family, width: int, height: int, max_pixels: int | None = None
+    fam: str | Family,
+    width: int,
+    height: int,
+    max_pixels: int | None = None,
+    min_pixels: int | None = None,
 ) -> tuple[int, int]:
-    """(width, height) the model sees for an image of (width, height).
+    """(width, height) the model sees for an image of (width, height), under the pixel
+    budget [min_pixels, max_pixels] (None: the family's default).
 
-    Images are rendered at this size before they reach the processor, so its own
-    resize is the identity and pixel coordinates mean the same thing on both sides.
+    Images are rendered at this size before they reach the processor. It is a fixed
+    point of `smart_resize` under the same budget whenever one exists nearby (one
+    resize may land outside the budget when it is narrow; resizing again settles it),
+    so the processor's own resize is the identity and pixel coordinates mean the same
+    thing on both sides. `is_fixed_point` says whether it is.
     """
     f = family(fam) if isinstance(fam, str) else fam
     if f.factor == 1:
         return width, height
-    h, w = smart_resize(height, width, f.factor, f.min_pixels, max_pixels or f.max_pixels)
+    lo, hi = budget(f, min_pixels, max_pixels)
+    h, w = height, width
+    for _ in range(4):
+        nh, nw = smart_resize(h, w, f.factor, lo, hi)
+        if (nh, nw) == (h, w):
+            break
+        h, w = nh, nw
     return w, h
+
+
+def budget(
+    fam: str | Family, min_pixels: int | None = None, max_pixels: int | None = None
+) -> tuple[int, int]:
+    """The pixel budget (min_pixels, max_pixels), the family's defaults where not given."""
+    f = family(fam) if isinstance(fam, str) else fam
+    return (min_pixels or f.min_pixels, max_pixels or f.max_pixels)
+
+
+def is_fixed_point(
+    fam: str | Family, size: tuple[int, int], max_pixels: int | None = None, min_pixels: int | None = None
+) -> bool:
+    """True when the family's processor leaves an image of `size` (width, height) as it is
+    under the budget: the trainer sees exactly the pixels the answers refer to."""
+    f = family(fam) if isinstance(fam, str) else fam
+    if f.factor == 1:
+        return True
+    w, h = size
+    lo, hi = budget(f, min_pixels, max_pixels)
+    return smart_resize(h, w, f.factor, lo, hi) == (h, w)
 
 
 def _clip01(v: float) -> float:

@@ -159,8 +159,10 @@ class SampleConfig:
     # Longest side of a single-frame image and of a contact sheet, before the family's resize.
     frame_side: int = 448
     sheet_side: int = 896
-    # Pixel budget per image (None: the family's default).
+    # Pixel budget per image (None: the family's default); pass the trainer's own
+    # --min_pixels / --max_pixels so its resize leaves the images alone.
     max_pixels: int | None = None
+    min_pixels: int | None = None
     # Inference: box_current / gripper at this many evenly spaced times.
     box_frames: int = 2
     # Trajectory: frames shown (trajectory) and points asked (trajectory_from_start).
@@ -193,6 +195,13 @@ class SampleConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"SampleConfig.{name} = {getattr(self, name)}: must be >= 1")
+        for name in ("min_pixels", "max_pixels"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"SampleConfig.{name} = {getattr(self, name)}: must be >= 1")
+        if self.min_pixels is not None and self.max_pixels is not None and self.min_pixels > self.max_pixels:
+            raise ValueError(
+                f"SampleConfig.min_pixels = {self.min_pixels}: must not exceed max_pixels ({self.max_pixels})"
+            )
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> SampleConfig:
@@ -224,7 +233,7 @@ def coord_hint(fam: Family, size: tuple[int, int]) -> str:
 def _frame_size(ds: Dataset, camera: str, fam: Family, cfg: SampleConfig, side: int) -> tuple[int, int]:
     h, w = ds.camera_shape(camera)
     fw, fh = fit_size(w, h, side)
-    return model_image_size(fam, fw, fh, cfg.max_pixels)
+    return model_image_size(fam, fw, fh, cfg.max_pixels, cfg.min_pixels)
 
 
 def _sheet_size(
@@ -233,7 +242,7 @@ def _sheet_size(
     h, w = ds.camera_shape(camera)
     cols, rows = sheet_grid(n)
     sw, sh = fit_size(w * cols, h * rows, cfg.sheet_side)
-    return model_image_size(fam, sw, sh, cfg.max_pixels), cols
+    return model_image_size(fam, sw, sh, cfg.max_pixels, cfg.min_pixels), cols
 
 
 def _grid(t: float, fps: float, duration: float) -> float:

@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 
 from core.vlm.coords import (
     FAMILIES,
+    budget,
     family,
     family_of_model_type,
     from_model,
+    is_fixed_point,
     model_image_size,
     smart_resize,
     to_model,
@@ -90,3 +92,29 @@ def test_round_trip_within_one_unit(name, w, h, xyxy) -> None:
     back = from_model(to_model(xyxy, name, size), name, size)
     unit = {"pixels": 1 / min(size), "grid1000": 1e-3, "unit": 1e-3}[family(name).coords]
     assert back == pytest.approx(tuple(xyxy), abs=unit)
+
+
+@given(
+    st.integers(28, 4000),
+    st.integers(28, 4000),
+    st.sampled_from([(3136, 12845056), (3136, 50176), (3136, 451584), (200704, 1003520), (784, 784 * 4)]),
+)
+def test_model_image_size_is_a_fixed_point_of_the_processors_resize(w, h, budget) -> None:
+    """The size we render at is one Qwen's own smart_resize (transformers') leaves alone under the budget."""
+    ref = pytest.importorskip("transformers.models.qwen2_vl.image_processing_qwen2_vl")
+    lo, hi = budget
+    if max(w, h) / min(w, h) > 150:
+        return
+    size = model_image_size("qwen2_5_vl", w, h, max_pixels=hi, min_pixels=lo)
+    assert is_fixed_point("qwen2_5_vl", size, max_pixels=hi, min_pixels=lo)
+    assert ref.smart_resize(size[1], size[0], 28, lo, hi) == (size[1], size[0])
+    assert lo <= size[0] * size[1] <= hi
+
+
+def test_a_one_size_budget_has_no_fixed_point_for_most_shapes() -> None:
+    size = model_image_size("qwen2_5_vl", 320, 240, max_pixels=50176, min_pixels=50176)
+    assert not is_fixed_point("qwen2_5_vl", size, max_pixels=50176, min_pixels=50176)
+    assert is_fixed_point("qwen2_5_vl", (224, 224), max_pixels=50176, min_pixels=50176)
+    assert is_fixed_point("llava_onevision", (321, 17))  # no resize in that family
+    assert budget("qwen2_5_vl") == (56 * 56, 28 * 28 * 1280)
+    assert budget("qwen2_5_vl", 3136, 12845056) == (3136, 12845056)

@@ -3,7 +3,10 @@
 Episodes 0-4 are accepted, episode 5 is left unreviewed. Episode 1's subtask
 boundaries are moved 0.4 frame off the frame grid so the boundary rule
 (start <= t < end) is tested between frames as well as on them. Every episode
-has boxes, trajectories, contacts, two dialogue turns and two QAs.
+has every kind the store holds: boxes of the four kinds (current every second,
+final, contact at the grasp, gripper every two seconds), trajectories, contacts,
+two dialogue turns and two QAs; segments carry motion descriptions and tasks
+have rephrasings, except in NO_MOTION_EPISODE (neither).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from core.store import Store
 
 UNREVIEWED_EPISODE = 5
 OFF_GRID_EPISODE = 1
+NO_MOTION_EPISODE = 3
+GRIPPER_HALF = 0.04
+
+
+def _clip(v: float) -> float:
+    return min(max(v, 0.0), 1.0)
 
 
 def gt_annotation(gt: dict, ep: dict, dataset: str, review: str) -> EpisodeAnnotation:
@@ -29,11 +38,13 @@ def gt_annotation(gt: dict, ep: dict, dataset: str, review: str) -> EpisodeAnnot
     duration = n / fps
     shift = 0.4 / fps if ep["episode_index"] == OFF_GRID_EPISODE else 0.0
     segs = ep["segments"]
+    plain = ep["episode_index"] == NO_MOTION_EPISODE
     segments = [
         Segment(
             name=s["name"],
             start=0.0 if i == 0 else s["start"] + shift,
             end=duration if i == len(segs) - 1 else s["end"] + shift,
+            motion="" if plain else f"{s['name']}: move the gripper for {s['end'] - s['start']:.1f} s",
             source="human:test",
         )
         for i, s in enumerate(segs)
@@ -46,11 +57,25 @@ def gt_annotation(gt: dict, ep: dict, dataset: str, review: str) -> EpisodeAnnot
                 Box(t=k / fps, camera=cam, label=obj, kind="current", xyxy=tuple(ep["boxes"][cam][k]))
             )
         boxes.append(Box(t=0.0, camera=cam, label=target, kind="final", xyxy=tuple(ep["target_boxes"][cam])))
+        for k in range(0, n, 60):
+            gx, gy = ep["gripper"][cam][k]
+            xyxy = (
+                _clip(gx - GRIPPER_HALF),
+                _clip(gy - GRIPPER_HALF),
+                _clip(gx + GRIPPER_HALF),
+                _clip(gy + GRIPPER_HALF),
+            )
+            boxes.append(Box(t=k / fps, camera=cam, label="gripper", kind="gripper", xyxy=xyxy))
         pts = [(k / fps, *ep["gripper"][cam][k]) for k in range(0, n, 10)]
         trajectories.append(
             Trajectory(camera=cam, points=[(t, min(max(x, 0), 1), min(max(y, 0), 1)) for t, x, y in pts])
         )
     contacts = [Contact(t=c["t"], camera=c["camera"], x=c["x"], y=c["y"]) for c in ep["contacts"]]
+    for c in contacts:
+        k = min(round(c.t * fps), n - 1)
+        boxes.append(
+            Box(t=k / fps, camera=c.camera, label=obj, kind="contact", xyxy=tuple(ep["boxes"][c.camera][k]))
+        )
     grasp = segments[1].start
     dialogue = [
         DialogueTurn(
@@ -86,6 +111,7 @@ def gt_annotation(gt: dict, ep: dict, dataset: str, review: str) -> EpisodeAnnot
         duration=duration,
         fps=fps,
         task=ep["task"],
+        task_aug=[] if plain else [f"Put the {obj} in the {target}.", f"Move the {obj} to the {target}."],
         segments=segments,
         boxes=boxes,
         trajectories=trajectories,
@@ -133,3 +159,36 @@ def annotations(demo_root: Path, ground_truth: dict) -> dict[int, EpisodeAnnotat
 @pytest.fixture(scope="session")
 def store_path(tmp_path_factory: pytest.TempPathFactory, annotations: dict[int, EpisodeAnnotation]) -> Path:
     return write_store(tmp_path_factory.mktemp("store") / "annotations.db", list(annotations.values()))
+
+
+# The official qwen-vl-finetune sft.sh budget (--max_pixels 50176) and RoboInterVLM's (the qwen default).
+OFFICIAL_SFT = (3136, 50176)
+ROBOINTER = (3136, 12845056)
+
+
+def _export(fmt: str, demo_root: Path, store_path: Path, tmp_path_factory, **kw) -> Path:
+    from core.export import export
+
+    out = tmp_path_factory.mktemp(fmt) / "out"
+    report = export(demo_root, store_path, fmt, out, **kw)
+    assert report.samples > 0 and report.warnings == []
+    return out
+
+
+@pytest.fixture(scope="session")
+def qwen(demo_root: Path, store_path: Path, tmp_path_factory) -> Path:
+    """The qwen export at its default budget (read-only)."""
+    return _export("qwen", demo_root, store_path, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def qwen_sft(demo_root: Path, store_path: Path, tmp_path_factory) -> Path:
+    """The qwen export at the official sft.sh budget (read-only)."""
+    lo, hi = OFFICIAL_SFT
+    return _export("qwen", demo_root, store_path, tmp_path_factory, min_pixels=lo, max_pixels=hi)
+
+
+@pytest.fixture(scope="session")
+def llava(demo_root: Path, store_path: Path, tmp_path_factory) -> Path:
+    """The llava export (read-only)."""
+    return _export("llava", demo_root, store_path, tmp_path_factory)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.annotations import Segment, segment_index_at
+from core.dataset import Dataset
 from core.export import FORMATS, ExportError, export
 from core.export.base import frame_segment_indices
 from core.export.cli import register, run
@@ -49,12 +50,27 @@ def test_annotation_of_a_missing_episode_is_refused(demo_root: Path, annotations
     assert not (tmp_path / "out").exists()
 
 
-def test_annotation_on_an_unknown_camera_is_refused(demo_root: Path, annotations, tmp_path: Path):
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_items_on_a_camera_the_dataset_lacks_are_left_out_and_named(
+    fmt: str, demo_root: Path, annotations, tmp_path: Path
+):
+    """The dataset no longer has the camera: each such item is named in a warning, the rest goes out."""
     ann = annotations[0]
-    qa = [msgspec.structs.replace(ann.qa[0], camera="observation.images.side")]
-    store = _store_with(tmp_path, msgspec.structs.replace(ann, qa=qa))
-    with pytest.raises(ExportError, match=r"qa\[0\]\.camera = 'observation\.images\.side'"):
-        export(demo_root, store, "lerobot-subtasks", tmp_path / "out")
+    side = "observation.images.side"
+    qa = [msgspec.structs.replace(ann.qa[0], camera=side), *ann.qa[1:]]
+    boxes = [msgspec.structs.replace(ann.boxes[2], camera=side), *ann.boxes[:2], *ann.boxes[3:]]
+    store = _store_with(tmp_path, msgspec.structs.replace(ann, qa=qa, boxes=boxes))
+    report = export(demo_root, store, fmt, tmp_path / "out")
+    assert report.episodes == 1 and (tmp_path / "out").is_dir()
+    named = [w for w in report.warnings if side in w]
+    assert len(named) == 2 and all("episode 0" in w and "left out" in w for w in named)
+    assert any(f"qa[0] ('{ann.qa[0].question}'" in w for w in named)
+    b = ann.boxes[2]
+    assert any(f"boxes[0] ({b.kind} box '{b.label}' at t={b.t:.3f} s)" in w for w in named)
+    if fmt in ("llava", "qwen"):
+        records = json.loads((tmp_path / "out" / "annotations.json").read_text())
+        assert records and all(r["source"]["camera"] in (None, *Dataset(demo_root).cameras) for r in records)
+        assert ann.qa[0].question not in json.dumps(records) and ann.qa[1].question in json.dumps(records)
 
 
 def test_annotation_of_another_length_is_refused(demo_root: Path, annotations, tmp_path: Path):
@@ -137,6 +153,31 @@ def test_robo_annotate_export_is_the_command(demo_root: Path, store_path: Path, 
         [*cmd, "--format", "llava", "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300
     )
     assert again.returncode == 1 and "already exists; use --force" in again.stderr
+
+
+def test_cli_takes_the_qwen_pixel_budget(demo_root: Path, store_path: Path, tmp_path: Path, capsys):
+    out = tmp_path / "qwen"
+    argv = ["export", str(demo_root), "--store", str(store_path), "--format", "qwen", "--out", str(out)]
+    assert run(_parse([*argv, "--min-pixels", "3136", "--max-pixels", "50176", "--quiet"])) == 0
+    info = json.loads((out / "export.json").read_text())
+    assert info["pixel_budget"] == {"min_pixels": 3136, "max_pixels": 50176}
+    assert "--min_pixels 3136 --max_pixels 50176" in (out / "README.md").read_text()
+    bad = [*argv, "--force", "--max-pixels", "100", "--quiet"]
+    assert run(_parse(bad)) == 1
+    assert "--max-pixels 100: too small for any image" in capsys.readouterr().err
+    assert info == json.loads((out / "export.json").read_text())  # the refused export left it as it was
+    llava = [
+        "export",
+        str(demo_root),
+        "--store",
+        str(store_path),
+        "--format",
+        "llava",
+        "--out",
+        str(tmp_path / "l"),
+    ]
+    assert run(_parse([*llava, "--max-pixels", "50176", "--quiet"])) == 1
+    assert "only the qwen export has a pixel budget" in capsys.readouterr().err
 
 
 def test_cli_offers_every_format():

@@ -1,4 +1,11 @@
-"""lerobot-language: checked against lerobot 0.6's own schema, validator, writer and loader."""
+"""lerobot-language: checked against lerobot 0.6's own schema, validator, writer, loader and resolvers.
+
+Every kind the store holds must come out: subtasks and plans, motion, task
+rephrasings, dialogue, QAs, boxes of the four kinds and contact points (vqa on
+their camera, in the answer shapes lerobot's validator knows), trajectories
+(trace). The frames are read back with LeRobotDataset and looked up with
+lerobot's own `active_at` / `emitted_at` / `render_sample`.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.annotations import QA, EpisodeAnnotation, frame_time, segment_at
+from core.annotations import QA, EpisodeAnnotation, box_tracks, frame_time, interpolate_box, segment_at
+from core.dataset import Dataset
 from core.export import export
+from core.export.language_grounding import BOX_QUESTIONS, CONTACT_QUESTION, TRACE_QUESTION, pixels
 from core.export.lerobot_language import (
     HF_FEATURES,
     LANGUAGE_EVENTS,
@@ -19,11 +28,14 @@ from core.export.lerobot_language import (
     episode_rows,
     event_row_type,
     persistent_row_type,
+    task_phrasings,
 )
 
-from .conftest import OFF_GRID_EPISODE, UNREVIEWED_EPISODE
+from .conftest import NO_MOTION_EPISODE, OFF_GRID_EPISODE, UNREVIEWED_EPISODE
 
 pytest.importorskip("lerobot")
+
+EXPORTED = (0, 1, 2, 3, 4)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +57,20 @@ def frames(exported: Path) -> list[dict]:
     return table.to_list()
 
 
+@pytest.fixture(scope="module")
+def by_episode(frames) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for f in frames:
+        out.setdefault(f["episode_index"], []).append(f)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sizes(demo_root: Path) -> dict[str, tuple[int, int]]:
+    ds = Dataset(demo_root)
+    return {cam: ds.camera_shape(cam) for cam in ds.cameras}
+
+
 def _tool_calls(rows: list[dict]) -> list[dict]:
     """Rows with JSON-string tool calls parsed (pyarrow returns the JSON type's text)."""
     out = []
@@ -54,6 +80,28 @@ def _tool_calls(rows: list[dict]) -> list[dict]:
             r["tool_calls"] = [json.loads(c) if isinstance(c, str) else c for c in r["tool_calls"]]
         out.append(r)
     return out
+
+
+def _emitted(f: dict, style: str, camera: str) -> tuple[dict | None, dict | None]:
+    """(question, answer) of `style` on a frame for a camera, through lerobot's own resolver."""
+    from lerobot.datasets.language_render import emitted_at
+
+    kw = {
+        "persistent": f[LANGUAGE_PERSISTENT],
+        "events": f[LANGUAGE_EVENTS],
+        "style": style,
+        "camera": camera,
+    }
+    return emitted_at(f["timestamp"], role="user", **kw), emitted_at(f["timestamp"], role="assistant", **kw)
+
+
+def _near(fs: list[dict], k: int, style: str, camera: str, question: str, reach: int) -> tuple[int, dict]:
+    """The frame within `reach` of k whose `style` question on `camera` is `question`, and its answer."""
+    for kk in sorted(range(max(0, k - reach), min(len(fs), k + reach + 1)), key=lambda x: abs(x - k)):
+        q, a = _emitted(fs[kk], style, camera)
+        if q is not None and q["content"] == question:
+            return kk, json.loads(a["content"])
+    raise AssertionError(f"no {style} '{question}' on {camera} within {reach} frames of {k}")
 
 
 def test_schema_and_metadata_are_lerobots():
@@ -82,7 +130,7 @@ def test_written_columns_have_lerobots_types_and_info(exported: Path):
     assert [t["function"]["name"] for t in info["tools"]] == ["say"]
 
 
-def test_every_frame_has_the_subtask_of_its_time(frames, annotations):
+def test_every_frame_has_the_subtask_and_motion_of_its_time(frames, annotations):
     """Through LeRobotDataset and lerobot's own resolver: start <= t < end, last frame -> last subtask."""
     from lerobot.datasets.language_render import active_at
 
@@ -95,41 +143,157 @@ def test_every_frame_has_the_subtask_of_its_time(frames, annotations):
             continue
         t = frame_time(f["frame_index"], ann.fps)
         want = segment_at(ann.segments, t)
-        row = active_at(f["timestamp"], persistent=f[LANGUAGE_PERSISTENT], style="subtask")
+        rows = f[LANGUAGE_PERSISTENT]
+        row = active_at(f["timestamp"], persistent=rows, style="subtask")
         assert row is not None and row["content"] == want.name, (ep, f["frame_index"])
-        plan = active_at(f["timestamp"], persistent=f[LANGUAGE_PERSISTENT], style="plan")
+        plan = active_at(f["timestamp"], persistent=rows, style="plan")
         assert plan["content"].splitlines()[0] == f"1. {want.name}"
+        motion = active_at(f["timestamp"], persistent=rows, style="motion")
+        if ep == NO_MOTION_EPISODE:
+            assert motion is None
+        else:
+            assert motion["content"] == want.motion and motion["camera"] is None
         if f["frame_index"] == ann.n_frames - 1:
             assert want is ann.segments[-1]
         seen_boundaries += any(abs(t - s.start) < 1 / ann.fps for s in ann.segments[1:])
     assert seen_boundaries > 0
 
 
-def test_persistent_rows_broadcast_and_events_on_exact_frames(frames, annotations):
-    by_ep: dict[int, list[dict]] = {}
-    for f in frames:
-        by_ep.setdefault(f["episode_index"], []).append(f)
-    for ep, fs in by_ep.items():
-        if ep == UNREVIEWED_EPISODE:
-            continue
+def test_task_rephrasings_are_what_lerobots_task_binding_rotates_through(by_episode, annotations):
+    from lerobot.configs.recipe import MessageTurn, TrainingRecipe
+    from lerobot.datasets.language_render import render_sample
+
+    recipe = TrainingRecipe(
+        messages=[
+            MessageTurn(role="user", content="${task}", stream="high_level"),
+            MessageTurn(role="assistant", content="${subtask}", stream="high_level", target=True),
+        ]
+    )
+    for ep in EXPORTED:
+        ann, f = annotations[ep], by_episode[ep][0]
+        aug = [r for r in f[LANGUAGE_PERSISTENT] if r["style"] == "task_aug"]
+        seen = set()
+        for i in range(64):
+            out = render_sample(
+                recipe=recipe,
+                persistent=f[LANGUAGE_PERSISTENT],
+                events=f[LANGUAGE_EVENTS],
+                t=f["timestamp"],
+                sample_idx=i,
+                dataset_ctx={"task": "the dataset's own task"},
+            )
+            seen.add(out["messages"][0]["content"])
+        if ep == NO_MOTION_EPISODE:
+            assert aug == [] and seen == {"the dataset's own task"}
+        else:
+            want = task_phrasings(ann.task, ann.task_aug)
+            assert [r["content"] for r in aug] == want and len(want) == 3
+            assert all(r["role"] == "user" and r["timestamp"] == f["timestamp"] for r in aug)
+            assert seen == set(want)
+
+
+def test_persistent_rows_broadcast_and_dialogue_on_exact_frames(by_episode, annotations):
+    for ep in EXPORTED:
+        fs = by_episode[ep]
         first = fs[0][LANGUAGE_PERSISTENT]
         assert all(f[LANGUAGE_PERSISTENT] == first for f in fs)
         stamps = {f["timestamp"] for f in fs}
         assert all(r["timestamp"] in stamps for r in first)
         ann = annotations[ep]
-        events = [(f["frame_index"], r) for f in fs for r in f[LANGUAGE_EVENTS]]
-        says = [r for _, r in events if r["style"] is None]
-        assert [c["function"]["arguments"]["text"] for r in says for c in r["tool_calls"]] == [
+        events = [(f["frame_index"], r) for f in fs for r in _tool_calls(f[LANGUAGE_EVENTS])]
+        says = [(k, r) for k, r in events if r["style"] is None]
+        assert [c["function"]["arguments"]["text"] for _, r in says for c in r["tool_calls"]] == [
             d.robot_utterance for d in sorted(ann.dialogue, key=lambda d: d.t)
         ]
-        vqa = [(k, r) for k, r in events if r["style"] == "vqa"]
-        assert len(vqa) == 2 * len(ann.qa)
+        assert [k for k, _ in says] == [round(d.t * ann.fps) for d in sorted(ann.dialogue, key=lambda d: d.t)]
+
+
+def test_qas_and_contact_points_are_vqa_on_their_camera(by_episode, annotations, sizes):
+    reach = 3  # 0.1 s at 30 fps
+    for ep in EXPORTED:
+        fs, ann = by_episode[ep], annotations[ep]
         for qa in ann.qa:
-            k = round(qa.t * ann.fps)
-            answer = next(
-                r for kk, r in vqa if kk == k and r["role"] == "assistant" and r["camera"] == qa.camera
+            _, answer = _near(fs, round(qa.t * ann.fps), "vqa", qa.camera, qa.question, reach)
+            assert answer["value"] == qa.answer and answer.get("choices", []) == qa.choices
+        for c in ann.contacts:
+            _, answer = _near(fs, round(c.t * ann.fps), "vqa", c.camera, CONTACT_QUESTION, reach)
+            assert answer == {
+                "label": "contact",
+                "point_format": "xy",
+                "point": pixels((c.x, c.y), sizes[c.camera]),
+            }
+
+
+def test_boxes_of_every_kind_are_vqa_detections_of_their_track(by_episode, annotations, sizes):
+    """Each keyframe group comes out on its camera, at its frame or moved (never past a neighbouring
+    keyframe), with the track's box at the frame it landed on, in pixels of the camera frame."""
+    from lerobot.annotations.steerable_pipeline.validator import classify_vqa_answer
+
+    kinds = set()
+    for ep in EXPORTED:
+        fs, ann = by_episode[ep], annotations[ep]
+        tracks = box_tracks(ann.boxes)
+        groups: dict[tuple[str, str, int], list[str]] = {}
+        for b in ann.boxes:
+            groups.setdefault((b.camera, b.kind, round(b.t * ann.fps)), []).append(b.label)
+        for (cam, kind, k), labels in groups.items():
+            names = sorted(set(labels))
+            question = BOX_QUESTIONS[kind].format(labels=f"the {', '.join(names)}")
+            kk, answer = _near(
+                fs, k, "vqa", cam, question + " Give each bounding box as [x1, y1, x2, y2] in pixels.", 15
             )
-            assert json.loads(answer["content"])["value"] == qa.answer
+            assert classify_vqa_answer(answer) == "bbox"
+            want = [
+                pixels(interpolate_box(tracks[(cam, n, kind)], kk / ann.fps)[0], sizes[cam]) for n in names
+            ]
+            assert [d["bbox"] for d in answer["detections"]] == want
+            assert [d["label"] for d in answer["detections"]] == names
+            assert all(d["bbox_format"] == "xyxy" for d in answer["detections"])
+            frames_of_kind = sorted(kf for c, kd, kf in groups if (c, kd) == (cam, kind))
+            i = frames_of_kind.index(k)
+            assert kk == k or (
+                (i == 0 or frames_of_kind[i - 1] < kk)
+                and (i + 1 == len(frames_of_kind) or kk < frames_of_kind[i + 1])
+            )
+            kinds.add(kind)
+    assert kinds == set(BOX_QUESTIONS)
+
+
+def test_trajectories_are_trace_events_in_pixels(by_episode, annotations, sizes):
+    for ep in EXPORTED:
+        fs, ann = by_episode[ep], annotations[ep]
+        for tr in ann.trajectories:
+            _, answer = _near(fs, round(tr.points[0][0] * ann.fps), "trace", tr.camera, TRACE_QUESTION, 3)
+            assert answer["label"] == "gripper" and answer["point_format"] == "xy"
+            assert answer["points"] == [pixels((x, y), sizes[tr.camera]) for _, x, y in tr.points]
+            assert answer["timestamps"] == pytest.approx([t for t, _, _ in tr.points], abs=1e-4)
+
+
+def test_lerobots_default_bindings_resolve_on_every_frame(frames):
+    """One vqa (and one trace) pair per frame: `${vqa}` and the other default bindings never see two rows."""
+    from lerobot.configs.recipe import MessageTurn, TrainingRecipe
+    from lerobot.datasets.language_render import render_sample
+
+    recipe = TrainingRecipe(
+        messages=[
+            MessageTurn(role="user", content="${vqa_query}", stream="high_level", if_present="vqa_query"),
+            MessageTurn(
+                role="assistant", content="${vqa}", stream="high_level", target=True, if_present="vqa"
+            ),
+            MessageTurn(role="assistant", content="${subtask}", stream="high_level", target=True),
+        ]
+    )
+    answered = 0
+    for i, f in enumerate(frames):
+        out = render_sample(
+            recipe=recipe,
+            persistent=f[LANGUAGE_PERSISTENT],
+            events=f[LANGUAGE_EVENTS],
+            t=f["timestamp"],
+            sample_idx=i,
+        )
+        answered += len(out["messages"]) == 3
+    assert answered > 100
 
 
 def _stage(exported: Path, staging: Path) -> None:
@@ -145,7 +309,7 @@ def _stage(exported: Path, staging: Path) -> None:
             mods["plan"] = _tool_calls(r[LANGUAGE_PERSISTENT])
         for e in _tool_calls(r[LANGUAGE_EVENTS]):
             e["timestamp"] = r["timestamp"]
-            mods["vqa" if e["style"] == "vqa" else "interjections"].append(e)
+            mods["vqa" if e["style"] in ("vqa", "trace") else "interjections"].append(e)
     for ep, mods in per_ep.items():
         st = EpisodeStaging(staging, ep)
         for name, module_rows in mods.items():
@@ -156,8 +320,6 @@ def test_lerobots_validator_accepts_the_rows(exported: Path, demo_root: Path, tm
     from lerobot.annotations.steerable_pipeline.reader import iter_episodes
     from lerobot.annotations.steerable_pipeline.validator import StagingValidator
 
-    from core.dataset import Dataset
-
     _stage(exported, tmp_path / "staging")
     records = list(iter_episodes(exported))
     validator = StagingValidator(dataset_camera_keys=tuple(Dataset(demo_root).cameras))
@@ -165,6 +327,12 @@ def test_lerobots_validator_accepts_the_rows(exported: Path, demo_root: Path, tm
     assert report.episodes_checked == 6
     assert report.ok, report.errors
     assert report.warnings == []
+    styles = {
+        e["style"]
+        for p in (tmp_path / "staging").rglob("*.jsonl")
+        for e in map(json.loads, p.read_text().splitlines())
+    }
+    assert {"subtask", "plan", "motion", "task_aug", "interjection", "vqa", "trace", None} <= styles
 
 
 def test_lerobots_writer_places_the_same_rows(exported: Path, demo_copy: Path, tmp_path: Path):
@@ -192,19 +360,50 @@ def test_off_grid_boundaries_start_on_the_first_frame_after(annotations, frames)
         assert starts[seg.name] == ts[k]
 
 
-def test_two_qas_on_one_frame_and_camera_keep_the_first_and_warn(annotations):
+def _replace(ann: EpisodeAnnotation, **changes) -> EpisodeAnnotation:
+    return EpisodeAnnotation(**{**{f: getattr(ann, f) for f in ann.__struct_fields__}, **changes})
+
+
+def _vqa_frames(lang) -> dict[str, int]:
+    return {r[1]: k for k, r in lang.events if r[2] == "vqa" and r[0] == "user"}
+
+
+def test_questions_on_one_frame_move_to_the_nearest_free_one(annotations, sizes):
     ann = annotations[0]
     cam = ann.qa[0].camera
-    extra = QA(t=ann.qa[0].t + 0.001, camera=cam, question="Again?", answer="no")
+    again = QA(t=ann.qa[0].t + 0.001, camera=cam, question="Again?", answer="no")
     warnings: list[str] = []
     lang = episode_rows(
-        EpisodeAnnotation(
-            **{**{f: getattr(ann, f) for f in ann.__struct_fields__}, "qa": [ann.qa[0], extra]}
-        ),
+        _replace(ann, qa=[ann.qa[0], again], contacts=[], boxes=[]),
         ann.n_frames,
         ann.fps,
         warnings.append,
+        sizes,
     )
-    vqa = [r for _, r in lang.events if r[2] == "vqa"]
-    assert len(vqa) == 2 and "Again?" not in [r[1] for r in vqa]
-    assert len(warnings) == 1 and "already has a QA" in warnings[0]
+    k = round(ann.qa[0].t * ann.fps)
+    assert _vqa_frames(lang) == {ann.qa[0].question: k, "Again?": k + 1}
+    assert warnings == []
+
+
+def test_a_question_with_no_free_frame_near_is_left_out_with_a_warning(annotations, sizes):
+    ann = annotations[0]
+    t = 4.0
+    crowd = [QA(t=t, camera=ann.qa[0].camera, question=f"Q{i}?", answer="a") for i in range(8)]
+    warnings: list[str] = []
+    lang = episode_rows(
+        _replace(ann, qa=crowd, contacts=[], boxes=[]), ann.n_frames, ann.fps, warnings.append, sizes
+    )
+    placed = _vqa_frames(lang)
+    assert sorted(placed.values()) == list(range(117, 124))  # frame 120 and 3 frames (0.1 s) either side
+    assert len(warnings) == 1 and "episode 0: qa[7] 'Q7?' at t=4.000 s" in warnings[0]
+    assert "left out" in warnings[0]
+
+
+def test_a_segment_without_motion_among_described_ones_warns(annotations, sizes):
+    import msgspec
+
+    ann = annotations[0]
+    segs = [msgspec.structs.replace(ann.segments[0], motion=""), *ann.segments[1:]]
+    warnings: list[str] = []
+    episode_rows(_replace(ann, segments=segs), ann.n_frames, ann.fps, warnings.append, sizes)
+    assert len(warnings) == 1 and "segment 0 'reach' has no motion description" in warnings[0]

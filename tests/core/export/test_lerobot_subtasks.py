@@ -50,7 +50,22 @@ def test_subtasks_parquet_and_skills_json(exported: Path, annotations):
     assert ep0["skills"] == [
         {"name": s.name, "start": s.start, "end": s.end} for s in annotations[0].segments
     ]
-    assert skills["coarse_description"]
+    tasks = list(dict.fromkeys(annotations[e].task for e in sorted(annotations)))
+    assert len(tasks) > 1  # the demo is a multi-task dataset
+    assert skills["coarse_description"] == f"{len(tasks)} tasks: " + "; ".join(tasks)
+
+
+def test_a_single_task_dataset_is_described_by_its_task(demo_root: Path, annotations, tmp_path: Path):
+    """As the reference tools write it: the task itself (here every episode says the same)."""
+    import msgspec
+
+    from .conftest import write_store
+
+    same = [msgspec.structs.replace(a, task="stack the blocks") for a in annotations.values()]
+    store = write_store(tmp_path / "one.db", same)
+    out = tmp_path / "out"
+    export(demo_root, store, "lerobot-subtasks", out, include_unreviewed=True)
+    assert json.loads((out / "meta" / "skills.json").read_text())["coarse_description"] == "stack the blocks"
 
 
 def test_every_frame_has_the_subtask_of_its_time(frames, exported: Path, annotations):
