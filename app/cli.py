@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from core.demo import ROBOTS as DEMO_ROBOTS
 from core.errors import RoboAnnotateError
 
 DEFAULT_DEMO_DIR = Path("demo-data") / "demo"
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out", type=Path, help="output directory (must not exist)")
     s.add_argument(
         "--robot",
-        choices=("single-ee", "single-joint", "bimanual"),
+        choices=DEMO_ROBOTS,  # core.demo's own list; importing the package loads no generator code
         default="single-ee",
         help="single-ee: one arm, end-effector pose, pick-and-place; single-joint: an SO-100 arm in "
         "joint space, pick-and-place and push; bimanual: two ALOHA arms, handover and peg insertion "

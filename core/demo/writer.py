@@ -38,10 +38,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.demo import ROBOTS
 from core.errors import DatasetError, MissingExtraError
 
 GROUND_TRUTH = "ground_truth.json"
-ROBOTS = ("single-ee", "single-joint", "bimanual")
 # The single-ee variant's state and action names (older callers import them).
 STATE_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 
@@ -212,7 +212,12 @@ def _merge_cycles(records: list[dict], fps: int, task: str) -> dict:
     for r in records:
         dt = offset / fps
         n = r["length"]
-        merged["segments"] += [{**s, "start": s["start"] + dt, "end": s["end"] + dt} for s in r["segments"]]
+        for s in r["segments"]:  # the idle that ends one scene and the idle that starts the next are one
+            prev = merged["segments"][-1] if merged["segments"] else None
+            if prev and (prev["name"], prev.get("arm")) == (s["name"], s.get("arm")):
+                prev["end"] = s["end"] + dt
+            else:
+                merged["segments"].append({**s, "start": s["start"] + dt, "end": s["end"] + dt})
         merged["contacts"] += [{**c, "t": c["t"] + dt} for c in r["contacts"]]
         merged["grasps"] += [
             {**g, "grasp_frame": g["grasp_frame"] + offset, "release_frame": g["release_frame"] + offset}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from core.demo import ROBOTS
 from core.demo.robots.common import Variant
 
-ROBOTS = ("single-ee", "single-joint", "bimanual")
+__all__ = ["ROBOTS", "Variant", "make_variant"]
 
 
 def make_variant(robot: str, dataset_seed: int = 0) -> Variant:

@@ -5,6 +5,9 @@ jaw opening (metres). The operator drives the pose (a space mouse or VR
 controller): motions are near-straight in Cartesian space, blended through via
 points. Every episode draws its own object, target and layout, so every
 episode has its own task string.
+
+Phases: idle, reach_X, grasp_X, lift_X, move_to_T, place_in_T (place_on_T for a
+plate), release_X, retreat, idle; X is the object's shape, T the target's.
 """
 
 from __future__ import annotations

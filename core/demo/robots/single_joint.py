@@ -8,6 +8,12 @@ the gripper does not travel on straight lines. Two tasks share one table and one
 dataset, each with its own task string: pick the cube and put it in the bowl,
 or push the block onto the square. What the scene holds is fixed per dataset;
 the layout changes every episode.
+
+Phases: pick: idle, reach_cube (the jaws open on the way), grasp_cube, lift_cube,
+move_to_bowl, place_in_bowl, release_cube, retreat (the jaws close on the way
+home), idle. Push: idle, reach_block (to behind the block, jaws closing on the
+way: a pusher, not a grasp), push_block (from the first contact until the
+push stops), retreat, idle. Failed grasps and retries happen in pick episodes.
 """
 
 from __future__ import annotations
