@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from core.demo import ROBOTS as DEMO_ROBOTS
 from core.errors import RoboAnnotateError
 from core.hub import add_dataset_argument, resolve_args
 
@@ -30,7 +31,15 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _make_demo(out: Path, episodes: int, seed: int, size: tuple[int, int], fps: int, cycles: int = 1) -> None:
+def _make_demo(
+    out: Path,
+    episodes: int,
+    seed: int,
+    size: tuple[int, int],
+    fps: int,
+    cycles: int = 1,
+    robot: str = "single-ee",
+) -> None:
     from tqdm import tqdm
 
     from core.demo.writer import write_demo
@@ -45,11 +54,22 @@ def _make_demo(out: Path, episodes: int, seed: int, size: tuple[int, int], fps: 
             fps=fps,
             cycles=cycles,
             progress=lambda done, total: bar.update(done - bar.n),
+            robot=robot,
         )
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def cmd_make_demo(args: argparse.Namespace) -> int:
-    _make_demo(args.out, args.episodes, args.seed, args.size, args.fps, args.cycles)
+    _make_demo(args.out, args.episodes, args.seed, args.size, args.fps, args.cycles, args.robot)
     from core.dataset import Dataset
 
     print(Dataset(args.out).summary())
@@ -214,13 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("make-demo", help="write the simulated pick-and-place demo dataset (LeRobot v3)")
+    s = sub.add_parser("make-demo", help="write a simulated teleoperation demo dataset (LeRobot v3)")
     s.add_argument("out", type=Path, help="output directory (must not exist)")
-    s.add_argument("--episodes", type=int, default=8, help="number of episodes (default 8)")
+    s.add_argument(
+        "--robot",
+        choices=DEMO_ROBOTS,  # core.demo's own list; importing the package loads no generator code
+        default="single-ee",
+        help="single-ee: one arm, end-effector pose, pick-and-place; single-joint: an SO-100 arm in "
+        "joint space, pick-and-place and push; bimanual: two ALOHA arms, handover and peg insertion "
+        "(default single-ee)",
+    )
+    s.add_argument("--episodes", type=_count, default=8, help="number of episodes (default 8)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--size", type=_size, default=(640, 480), help="camera size WxH (default 640x480)")
-    s.add_argument("--fps", type=int, default=30, help="frames per second (default 30)")
-    s.add_argument("--cycles", type=int, default=1, help="pick-and-place scenes per episode (default 1)")
+    s.add_argument("--fps", type=_count, default=30, help="frames per second (default 30)")
+    s.add_argument("--cycles", type=_count, default=1, help="task scenes per episode (default 1)")
     s.set_defaults(func=cmd_make_demo)
 
     s = sub.add_parser("open", help="open a dataset (a directory or a Hub repo id) in the app")

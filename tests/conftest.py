@@ -1,7 +1,10 @@
-"""Shared fixtures: the demo dataset, written once by our generator through lerobot.
+"""Shared fixtures: the demo datasets, written once by our generator through lerobot.
 
-The dataset is cached under .cache/test-data keyed by a hash of the generator's
-source, so re-runs reuse it and a change to the generator rebuilds it.
+The datasets are cached under .cache/test-data keyed by a hash of the generator's
+source, so re-runs reuse them and a change to the generator rebuilds them.
+`demo_root` is the single-ee pick-and-place most tests read; `single_joint_root`
+(an SO-100 in joint space) and `bimanual_root` (two ALOHA arms) are small, and
+`demo_variant_root` runs a test once per robot.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 # ROBO_TEST_CACHE moves the cache (e.g. one per worktree or parallel developer).
 CACHE = Path(os.environ.get("ROBO_TEST_CACHE") or REPO / ".cache" / "test-data")
 DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
+# Four episodes: each of the variant's two tasks twice. Small frames keep them quick to write.
+VARIANT_PARAMS = {"episodes": 4, "seed": 0, "width": 256, "height": 192, "fps": 30}
 
 
 def build_cached_demo(params: dict, name: str) -> Path:
@@ -34,6 +39,25 @@ def build_cached_demo(params: dict, name: str) -> Path:
 def demo_root() -> Path:
     """A 6-episode, two-camera LeRobot v3 demo dataset (read-only: copy before changing)."""
     return build_cached_demo(DEMO_PARAMS, "demo")
+
+
+@pytest.fixture(scope="session")
+def single_joint_root() -> Path:
+    """A 4-episode SO-100 joint-space demo (pick-and-place and push), read-only."""
+    return build_cached_demo({**VARIANT_PARAMS, "robot": "single-joint"}, "demo-single-joint")
+
+
+@pytest.fixture(scope="session")
+def bimanual_root() -> Path:
+    """A 4-episode two-arm ALOHA demo (handover and peg insertion), read-only."""
+    return build_cached_demo({**VARIANT_PARAMS, "robot": "bimanual"}, "demo-bimanual")
+
+
+@pytest.fixture(params=["single-ee", "single-joint", "bimanual"])
+def demo_variant_root(request: pytest.FixtureRequest) -> tuple[str, Path]:
+    """(robot, dataset root) for each demo variant; single-ee is `demo_root`."""
+    fixture = {"single-ee": "demo_root", "single-joint": "single_joint_root", "bimanual": "bimanual_root"}
+    return request.param, request.getfixturevalue(fixture[request.param])
 
 
 @pytest.fixture

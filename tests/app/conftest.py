@@ -58,7 +58,9 @@ def truth_annotation(
         ],
         boxes=boxes,
         trajectories=trajectories,
-        contacts=[Contact(**c, source=src) for c in rec["contacts"]],
+        contacts=[
+            Contact(t=c["t"], camera=c["camera"], x=c["x"], y=c["y"], source=src) for c in rec["contacts"]
+        ],
         dialogue=[
             DialogueTurn(
                 t=0.5, skill=first, user_prompt=f"please {first}", robot_utterance="On it.", source=src

@@ -39,29 +39,32 @@ def test_boundary_move_snaps_to_frames_and_clamps(doc):
 def test_split_merge_rename_insert_delete_and_undo_to_the_byte(doc):
     original = annotation_to_json(doc.annotation)
     n = len(doc.annotation.segments)
-    reach = doc.annotation.segments[0]
-    doc.set_playhead(reach.start + 1.0)
+    first, second = names(doc)[:2]
+    seg0 = doc.annotation.segments[0]
+    on_grid = lambda t: round(t * doc.fps) / doc.fps  # noqa: E731
+    cut, at, length = on_grid(seg0.end * 0.8), on_grid(seg0.end * 0.4), on_grid(seg0.end * 0.3)
+    doc.set_playhead(seg0.start + cut)
     assert doc.split_segment()
-    assert names(doc)[:2] == ["reach", "reach"] and len(doc.annotation.segments) == n + 1
-    assert doc.annotation.segments[0].end == pytest.approx(1.0)
+    assert names(doc)[:2] == [first, first] and len(doc.annotation.segments) == n + 1
+    assert doc.annotation.segments[0].end == pytest.approx(cut)
     assert doc.rename_segment(1, "approach")
     assert names(doc)[1] == "approach"
     assert doc.merge_with_next(0)
-    assert names(doc)[0] == "reach" and len(doc.annotation.segments) == n
-    assert doc.insert_segment(0.5, name="hesitate", length=0.4)
+    assert names(doc)[0] == first and len(doc.annotation.segments) == n
+    assert doc.insert_segment(at, name="hesitate", length=length)
     i = names(doc).index("hesitate")
     new = doc.annotation.segments[i]
-    assert (new.start, new.end) == (pytest.approx(0.5), pytest.approx(0.9))
+    assert (new.start, new.end) == (pytest.approx(at), pytest.approx(at + length))
     assert doc.delete_segment(i)  # the segment before takes its time
-    assert names(doc)[:3] == ["reach", "reach", "grasp"]
-    assert doc.annotation.segments[0].end == pytest.approx(0.9)
+    assert names(doc)[:3] == [first, first, second]
+    assert doc.annotation.segments[0].end == pytest.approx(at + length)
     assert doc.annotation.review == "in_review"  # the first human edit starts the review
     while doc.undo_stack.canUndo():
         doc.undo_stack.undo()
     assert annotation_to_json(doc.annotation) == original
     while doc.undo_stack.canRedo():
         doc.undo_stack.redo()
-    assert names(doc)[:3] == ["reach", "reach", "grasp"] and len(doc.annotation.segments) == n + 1
+    assert names(doc)[:3] == [first, first, second] and len(doc.annotation.segments) == n + 1
 
 
 def test_refused_edits_change_nothing_and_say_why(doc, qtbot):
@@ -151,10 +154,11 @@ def test_suggestion_accept_reject_and_accept_episode(doc, demo_root):
 
 
 def test_navigation(doc):
-    doc.set_playhead(1.234567)
+    t = doc.annotation.segments[0].end * 0.5 + 0.0123  # off the frame grid, inside the first segment
+    doc.set_playhead(t)
     assert doc.playhead * doc.fps == pytest.approx(round(doc.playhead * doc.fps))
     doc.step(1)
-    assert doc.frame == 38
+    assert doc.frame == round(t * doc.fps) + 1
     doc.jump_segment(1)
     assert doc.playhead == pytest.approx(doc.annotation.segments[1].start)
     assert doc.selection == ("segments", 1, -1)

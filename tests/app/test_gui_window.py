@@ -154,19 +154,21 @@ def test_drag_a_boundary_snaps_and_undo_redo(annotated, qtbot):
 def test_split_then_rename_inline(annotated, qtbot):
     win = annotated
     n = len(win.doc.annotation.segments)
-    move = next(i for i, s in enumerate(win.doc.annotation.segments) if s.name == "move")
-    seg = win.doc.annotation.segments[move]
+    segs = win.doc.annotation.segments
+    move = max(range(n), key=lambda i: segs[i].end - segs[i].start)  # the longest: room to split
+    seg = segs[move]
+    name = seg.name
     win.doc.set_frame(round((seg.start + seg.end) / 2 * win.doc.fps))
     key(qtbot, win, Qt.Key.Key_S)
     assert len(win.doc.annotation.segments) == n + 1
     assert win.doc.selection.index == move + 1
     key(qtbot, win, Qt.Key.Key_F2)
     editor = win.timeline._rename
-    assert editor is not None and editor.isVisible() and editor.text() == "move"
+    assert editor is not None and editor.isVisible() and editor.text() == name
     editor.selectAll()
     qtbot.keyClicks(editor, "carry")
     qtbot.keyClick(editor, Qt.Key.Key_Return)
-    assert [s.name for s in win.doc.annotation.segments][move : move + 2] == ["move", "carry"]
+    assert [s.name for s in win.doc.annotation.segments][move : move + 2] == [name, "carry"]
     # The inspector shows the renamed, selected segment.
     assert win.inspector.seg_name.text() == "carry"
     key(qtbot, win, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
