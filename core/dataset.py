@@ -88,6 +88,9 @@ class EpisodeSignals:
     frame_index: np.ndarray
     channels: dict[str, np.ndarray] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)
+    # Dataset-wide typical range (q01..q99) per dimension, where meta/stats.json says: what a
+    # small motion in this one episode is small against.
+    ranges: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -193,6 +196,7 @@ class Dataset:
         self._locations: dict[int, _V3Location] = {}
         self._data_cache: OrderedDict[Path, pa.Table] = OrderedDict()
         self._data_lock = Lock()
+        self._stats: dict[str, dict[str, np.ndarray]] | None = None
         if self.version == "v3.0":
             self.episodes = self._load_v3_episodes()
         else:
@@ -348,6 +352,35 @@ class Dataset:
 
     # ------------------------------------------------------------ signals
 
+    def feature_stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """Dataset-wide statistics per numeric feature from meta/stats.json (min, max, std,
+        q01, q99 ... as lerobot writes them); {} when the file is missing or unreadable, since
+        they only sharpen what the episodes themselves show."""
+        if self._stats is None:
+            stats: dict[str, dict[str, np.ndarray]] = {}
+            path = self.root / "meta" / "stats.json"
+            try:
+                raw = json.loads(path.read_text()) if path.is_file() else {}
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                raw = {}
+            for feature in self.signal_features:
+                entry = raw.get(feature) if isinstance(raw, dict) else None
+                if not isinstance(entry, dict):
+                    continue
+                width = int(np.prod(self.features[feature].get("shape") or [1]))
+                vals = {}
+                for key, v in entry.items():
+                    try:
+                        arr = np.asarray(v, dtype=np.float64).reshape(-1)
+                    except (TypeError, ValueError):
+                        continue
+                    if arr.shape == (width,) and np.all(np.isfinite(arr)):
+                        vals[key] = arr
+                if vals:
+                    stats[feature] = vals
+            self._stats = stats
+        return self._stats
+
     def _data_table(self, path: Path, columns: list[str]) -> pa.Table:
         """Data files hold many episodes in v3: keep the last few in memory."""
         with self._data_lock:
@@ -396,10 +429,15 @@ class Dataset:
             timestamps=table.column("timestamp").to_numpy().astype(np.float64)[order],
             frame_index=frame_index[order],
         )
+        stats = self.feature_stats()
         for name in wanted:
             arr = _column_to_array(table.column(name), table.num_rows)[order]
             out.channels[name] = arr
             out.names[name] = _dim_names(name, self.features[name], arr.shape[1])
+            st = stats.get(name, {})
+            lo, hi = st.get("q01", st.get("min")), st.get("q99", st.get("max"))
+            if lo is not None and hi is not None and lo.shape == (arr.shape[1],):
+                out.ranges[name] = np.maximum(hi - lo, 0.0)
         return out
 
     # ------------------------------------------------------------ reporting

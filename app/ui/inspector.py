@@ -305,7 +305,8 @@ class Inspector(QScrollArea):
         self.ep_title.setText(title)
         unc = "" if ann.uncertainty is None else f"   uncertainty {ann.uncertainty:.2f}"
         self.ep_review.setText(REVIEW_TEXT.get(ann.review, ann.review) + unc)
-        self.ep_model.setText(ann.model or "—")
+        # Where the proposal came from, in words: "aligned to episodes 3 and 7".
+        self.ep_model.setText((ann.model or "—") + (f"\n{ann.origin}" if ann.origin else ""))
         pending = "" if not self.doc.has_local_edits else "   (edits unsent)"
         loading = "" if self.doc.ready else "   loading…"
         self.ep_revision.setText(f"{self.doc.base_revision}{pending}{loading}")
@@ -318,8 +319,9 @@ class Inspector(QScrollArea):
                 for k in ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
                 if getattr(sugg, k)
             )
+            origin = f" ({sugg.origin})" if sugg.origin else ""
             self.sugg_text.setText(
-                f"{sugg.model or 'the model'} predicted {kinds or 'nothing'} after this episode was edited. "
+                f"{sugg.model or 'the model'}{origin} predicted {kinds or 'nothing'} after this episode was edited. "
                 "Accepting replaces those kinds here; both are undoable."
             )
         self._refresh_item()

@@ -166,3 +166,21 @@ def test_navigation(doc):
     assert doc.playhead == 0.0
     doc.set_frame(10_000)
     assert doc.frame == doc.n_frames - 1
+
+
+def test_the_inspector_says_where_a_proposal_came_from(qapp, demo_root):
+    """A proposal copied from accepted episodes names them ("aligned to episodes 3 and 7")."""
+    import msgspec
+
+    from app.ui.inspector import Inspector
+
+    ann = msgspec.structs.replace(
+        truth_annotation(demo_root, 0), model="kinematic@2.0+ex-0123456789", origin="aligned to episodes 3 and 7"
+    )
+    d = EpisodeDocument("demo", ann.fps, link=None, user="tester")
+    d.open_episode(0, ann.duration, ann.task)
+    d.load(ann)
+    insp = Inspector(d, ["observation.images.front"])
+    insp.refresh()
+    assert "kinematic@2.0+ex-0123456789" in insp.ep_model.text()
+    assert "aligned to episodes 3 and 7" in insp.ep_model.text()

@@ -126,7 +126,7 @@ class KinematicEngine(Engine):
         target = ds.signals(job.episode)
         model, skipped = self._model(job, target)
         tag = self.job_tag(job)
-        out = model.propose(target, duration, tag, opts.min_segment)
+        out = model.propose(target, duration, tag, opts.min_segment, info.task)
         notes = dict(out.notes)
         if skipped:
             notes["exemplars_skipped"] = skipped

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from backend.engines.kinematic.motion import remove_jumps
+from backend.engines.kinematic.jumps import remove_jumps
 from backend.engines.kinematic.signals import (
     CLOSE_BELOW,
     GRIPPER_WORDS,
@@ -20,6 +20,7 @@ from backend.engines.kinematic.signals import (
     dim_label,
     feature_order,
     noise_level,
+    noise_levels,
     smooth,
     tokens,
 )
@@ -37,6 +38,7 @@ class ShapeScore:
     transit_fraction: float = 1.0
     returns: bool = False
     arm_correlation: float = math.nan
+    stall: float = 0.0
 
     def as_notes(self) -> dict[str, Any]:
         return {
@@ -47,16 +49,18 @@ class ShapeScore:
             "transit_fraction": round(self.transit_fraction, 3),
             "returns_to_start": self.returns,
             "arm_correlation": None if math.isnan(self.arm_correlation) else round(self.arm_correlation, 3),
+            "stall": round(self.stall, 3),
         }
 
 
 def dim_speeds(arr: np.ndarray, fps: float) -> list[np.ndarray | None]:
     """Per-dimension speed in ranges per second (None for a dim that is only noise)."""
     out: list[np.ndarray | None] = []
+    noise = noise_levels(arr)
     for d in range(arr.shape[1]):
         x = arr[:, d].astype(np.float64)
         lo, hi = np.percentile(x, [1.0, 99.0])
-        if len(x) < 4 or hi - lo < 20.0 * max(noise_level(x), 1e-12):
+        if len(x) < 4 or hi - lo < 20.0 * max(float(noise[d]), 1e-12):
             out.append(None)
             continue
         u = smooth((x - lo) / (hi - lo), 2.0)
@@ -64,7 +68,34 @@ def dim_speeds(arr: np.ndarray, fps: float) -> list[np.ndarray | None]:
     return out
 
 
-def gripper_shape(x: np.ndarray, fps: float, others: np.ndarray | None = None) -> ShapeScore:
+# Teleoperated grippers rest a while between strokes but also pre-shape while the arm reaches,
+# so neither "always at a plateau" nor "never moves with the arm" holds for them.
+TWO_LEVEL_FLOOR = 0.4
+INDEP_CEIL = 0.6
+INDEP_SPAN = 0.6
+
+
+def stall_fraction(x: np.ndarray, command: np.ndarray, fps: float) -> float:
+    """Share of the episode where the measured value sits well off its command while both hold
+    still: a gripper closed on an object (the follower stalls short of the leader's squeeze).
+    Joints follow their commands; only a gripper that holds things does this."""
+    x, command = np.asarray(x, dtype=np.float64), np.asarray(command, dtype=np.float64)
+    if len(x) < 8 or len(command) != len(x) or not (np.all(np.isfinite(x)) and np.all(np.isfinite(command))):
+        return 0.0
+    lo, hi = np.percentile(x, [1.0, 99.0])
+    r = float(hi - lo)
+    if r <= 0:
+        return 0.0
+    u, v = (x - lo) / r, (command - lo) / r
+    w = max(1.0, 0.15 * fps)
+    still = (np.abs(np.gradient(smooth(u, w))) * fps < 0.1) & (np.abs(np.gradient(smooth(v, w))) * fps < 0.1)
+    gap = np.abs(smooth(u - v, max(1.0, 0.1 * fps))) > 0.12
+    return float(np.mean(gap & still))
+
+
+def gripper_shape(
+    x: np.ndarray, fps: float, others: np.ndarray | None = None, command: np.ndarray | None = None
+) -> ShapeScore:
     """Score in [0, 1] for "this dimension is a gripper", from its shape alone.
 
     A gripper sits at two levels (open, and closed on whatever it holds), moves
@@ -107,7 +138,7 @@ def gripper_shape(x: np.ndarray, fps: float, others: np.ndarray | None = None) -
     # reads as speed (the median: a gripper is at rest most of the time).
     transit = float(np.mean(speed > max(0.5, 4.0 * float(np.median(speed)))))
     s_snr = clip01(math.log(snr / MIN_SNR) / math.log(30.0 / MIN_SNR))
-    s_two = clip01((two_level - 0.5) / 0.4)
+    s_two = clip01((two_level - TWO_LEVEL_FLOOR) / 0.4)
     if transitions == 0:
         s_steps = 0.0
     elif transitions == 1:
@@ -121,9 +152,13 @@ def gripper_shape(x: np.ndarray, fps: float, others: np.ndarray | None = None) -
     if others is not None and len(others) == n and float(np.std(others)) > 0 and float(np.std(speed)) > 0:
         corr = float(np.corrcoef(speed, others)[0, 1])
     # Unknown (no other dims to compare with) is neither evidence for nor against.
-    s_indep = 0.7 if math.isnan(corr) else clip01((0.3 - corr) / 0.4)
+    s_indep = 0.7 if math.isnan(corr) else clip01((INDEP_CEIL - corr) / INDEP_SPAN)
     score = s_snr * s_two * s_steps * s_sharp * s_return * s_indep
-    return ShapeScore(clip01(score), snr, two_level, transitions, transit, returns, corr)
+    stall = stall_fraction(x, command, fps) if command is not None else 0.0
+    if stall >= 0.05 and transitions >= 1:
+        # Stalling against its command while holding is the surest sign there is.
+        score = max(score, 0.5 + 0.45 * clip01(stall / 0.2))
+    return ShapeScore(clip01(score), snr, two_level, transitions, transit, returns, corr, stall)
 
 
 @dataclass
@@ -146,16 +181,34 @@ class GripperChannel:
         return clip01(0.35 + 0.6 * self.shape.score)
 
 
-def _scores(arr: np.ndarray, dims: Sequence[int], fps: float) -> dict[int, ShapeScore]:
-    """Shape scores of some dims of one feature, each judged against the feature's other dims."""
+def _scores(
+    arr: np.ndarray,
+    dims: Sequence[int],
+    fps: float,
+    against_others: bool = True,
+    command: np.ndarray | None = None,
+) -> dict[int, ShapeScore]:
+    """Shape scores of some dims of one feature, each judged against the feature's other dims
+    (unless `against_others` is off: a dim its name already calls the gripper needs no such test)."""
+    if not against_others:
+        return {d: gripper_shape(np.asarray(arr[:, d], dtype=np.float64), fps, None) for d in dims}
     arr, _ = remove_jumps(arr)
     speeds = dim_speeds(arr, fps)
     out = {}
     for d in dims:
         rest = [sp for j, sp in enumerate(speeds) if j != d and sp is not None]
         others = np.sum(rest, axis=0) if rest else None
-        out[d] = gripper_shape(arr[:, d], fps, others)
+        out[d] = gripper_shape(arr[:, d], fps, others, None if command is None else command[:, d])
     return out
+
+
+def paired_command(sig: EpisodeSignals, feature: str) -> np.ndarray | None:
+    """The other feature laid out like `feature` (the action beside the state): its command."""
+    arr = sig.channels[feature]
+    for f in feature_order(sig):
+        if f != feature and sig.channels[f].shape == arr.shape and sig.names.get(f) == sig.names.get(feature):
+            return sig.channels[f]
+    return None
 
 
 def find_gripper(
@@ -181,7 +234,7 @@ def find_gripper(
         ]
         if not hits:
             continue
-        scored = _scores(arr, hits, fps)
+        scored = _scores(arr, hits, fps, against_others=False)
         usable = {i: sc for i, sc in scored.items() if sc.snr >= MIN_SNR and sc.transitions >= 1}
         named_flat += [dim_label(feature, i) for i in hits if i not in usable]
         if usable:
@@ -194,7 +247,7 @@ def find_gripper(
     for feature in order:
         arr = sig.channels[feature]
         names = sig.names.get(feature, [])
-        scored = _scores(arr, range(arr.shape[1]), fps)
+        scored = _scores(arr, range(arr.shape[1]), fps, command=paired_command(sig, feature))
         candidates.update({dim_label(feature, i): round(sc.score, 3) for i, sc in scored.items()})
         ok = {i: sc for i, sc in scored.items() if sc.transitions >= 2 and sc.score >= threshold}
         if ok and chosen is None:

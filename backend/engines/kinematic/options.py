@@ -15,17 +15,15 @@ class KinematicOptionError(ValueError):
 class KinematicOptions:
     """Tuning knobs, in seconds and dimensionless ratios so they do not depend on fps."""
 
-    # Pelt penalty per change point, in units of the velocity's squared robust scale.
-    penalty: float = 0.3
-    # Gaussian smoothing of velocities (sigma, seconds).
-    smoothing: float = 0.05
-    # Shortest motion segment the engine proposes (seconds). Grasp and release are
-    # kept however short: a fast gripper closes in a few frames.
+    # Shortest segment the engine proposes (seconds); a shorter one is flagged unsure.
     min_segment: float = 0.2
-    # Below this fraction of the episode's typical speed the arm counts as still.
-    still_speed: float = 0.12
     # Least shape score for a dimension to count as the gripper when no name says so.
     shape_threshold: float = 0.4
+    # A stop at least this long is a pause (a new motion may start after it); shorter ones are
+    # dips inside one motion (seconds).
+    min_pause: float = 0.25
+    # Cuts closer than this are one cut (seconds).
+    merge: float = 0.3
 
     @classmethod
     def parse(cls, options: dict[str, Any], *, strict: bool = True) -> KinematicOptions:
@@ -44,11 +42,10 @@ class KinematicOptions:
             values[name] = float(value)
         opts = cls(**values)
         checks = {
-            "penalty": (opts.penalty > 0, "must be > 0"),
-            "smoothing": (opts.smoothing >= 0, "must be >= 0 seconds"),
             "min_segment": (opts.min_segment > 0, "must be > 0 seconds"),
-            "still_speed": (0 < opts.still_speed < 1, "must be in (0, 1)"),
             "shape_threshold": (0 <= opts.shape_threshold <= 1, "must be in [0, 1]"),
+            "min_pause": (opts.min_pause > 0, "must be > 0 seconds"),
+            "merge": (opts.merge >= 0, "must be >= 0 seconds"),
         }
         for name, (ok, why) in checks.items():
             if not ok:

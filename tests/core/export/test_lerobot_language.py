@@ -406,4 +406,4 @@ def test_a_segment_without_motion_among_described_ones_warns(annotations, sizes)
     segs = [msgspec.structs.replace(ann.segments[0], motion=""), *ann.segments[1:]]
     warnings: list[str] = []
     episode_rows(_replace(ann, segments=segs), ann.n_frames, ann.fps, warnings.append, sizes)
-    assert len(warnings) == 1 and "segment 0 'reach' has no motion description" in warnings[0]
+    assert len(warnings) == 1 and f"segment 0 '{segs[0].name}' has no motion description" in warnings[0]
