@@ -1,0 +1,107 @@
+"""Per-frame columns of a dataset's data files, by episode, read with pyarrow only.
+
+The sources that live in the data files (`subtask_index`, `task_index_high_level`,
+the language columns) read just their column plus the bookkeeping, file by file
+(a v3 file holds many episodes), and see each episode's rows in frame order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from core.dataset import Dataset
+from core.imports.base import ImportFileError
+
+
+def data_files(ds: Dataset) -> list[Path]:
+    """The data files that hold the dataset's episodes, in order."""
+    return sorted({ds.data_file(ep) for ep in ds.episodes})
+
+
+def _schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise ImportFileError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def has_column(ds: Dataset, column: str) -> bool:
+    """Whether any data file has `column` (the first one decides: lerobot writes them alike)."""
+    files = data_files(ds)
+    return bool(files) and column in _schema(files[0]).names
+
+
+def _tables(ds: Dataset, column: str) -> Iterator[tuple[pa.Table, Path]]:
+    """Each data file that has `column`, read with the bookkeeping columns."""
+    for path in data_files(ds):
+        schema = _schema(path)
+        if column not in schema.names:
+            continue
+        for need in ("episode_index", "frame_index"):
+            if need not in schema.names:
+                raise ImportFileError(f"{path}: missing column '{need}'")
+        try:
+            yield pq.read_table(path, columns=["episode_index", "frame_index", column]), path
+        except (OSError, pa.ArrowException) as exc:
+            raise ImportFileError(f"{path}: cannot read column '{column}' ({exc})") from exc
+
+
+def episode_tables(ds: Dataset, column: str) -> Iterator[tuple[int, pa.Table, Path]]:
+    """(episode, its rows in frame order with `frame_index` and `column`, file) for every episode
+    of the dataset whose data file has `column`."""
+    for table, path in _tables(ds, column):
+        episode = table.column("episode_index").to_numpy().astype(np.int64, copy=False)
+        frame = table.column("frame_index").to_numpy().astype(np.int64, copy=False)
+        order = np.lexsort((frame, episode))
+        eps, starts = np.unique(episode[order], return_index=True)
+        stops = np.append(starts[1:], len(order))
+        for ep, a, b in zip(eps, starts, stops, strict=True):
+            if int(ep) in ds.episodes:
+                yield int(ep), table.take(pa.array(order[a:b])), path
+
+
+def int_column(table: pa.Table, column: str, path: Path) -> np.ndarray:
+    """An integer per-frame column as int64 (nulls as -1), or an error naming the file and column."""
+    col = table.column(column)
+    if not pa.types.is_integer(col.type):
+        raise ImportFileError(f"{path}: column '{column}' is {col.type}, not an integer index")
+    return col.fill_null(-1).to_numpy().astype(np.int64, copy=False)
+
+
+def first_frame_values(ds: Dataset, column: str) -> Iterator[tuple[int, Any, Path]]:
+    """(episode, `column` on its first frame, file): for columns repeated on every frame
+    (lerobot's `language_persistent`), read once per episode rather than per frame."""
+    for table, path in _tables(ds, column):
+        episode = table.column("episode_index").to_numpy().astype(np.int64, copy=False)
+        frame = table.column("frame_index").to_numpy().astype(np.int64, copy=False)
+        order = np.lexsort((frame, episode))
+        eps, starts = np.unique(episode[order], return_index=True)
+        rows = order[starts]
+        values = table.column(column).take(pa.array(rows)).to_pylist()
+        for ep, value in zip(eps, values, strict=True):
+            if int(ep) in ds.episodes:
+                yield int(ep), value, path
+
+
+def nonempty_list_values(ds: Dataset, column: str) -> Iterator[tuple[int, int, list[Any], Path]]:
+    """(episode, frame, the list, file) for every frame whose list `column` is not empty
+    (lerobot's `language_events`: most frames have none)."""
+    for table, path in _tables(ds, column):
+        col = table.column(column)
+        if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+            raise ImportFileError(f"{path}: column '{column}' is {col.type}, not a list of rows")
+        lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy()
+        rows = np.flatnonzero(lengths > 0)
+        picked = table.take(pa.array(rows))
+        episode = picked.column("episode_index").to_pylist()
+        frame = picked.column("frame_index").to_pylist()
+        for ep, k, value in zip(episode, frame, picked.column(column).to_pylist(), strict=True):
+            if int(ep) in ds.episodes:
+                yield int(ep), int(k), value, path
