@@ -33,7 +33,13 @@ def _schema(path: Path) -> pa.Schema:
 
 
 def has_column(ds: Dataset, column: str) -> bool:
-    """Whether any data file has `column` (the first one decides: lerobot writes them alike)."""
+    """Whether the data files have `column`: declared in info.json (as lerobot's writers do), or,
+    in a local dataset, in the first data file (lerobot writes them alike). A dataset from the
+    Hub is not downloaded just to look."""
+    if column in ds.features:
+        return True
+    if ds.hub is not None:
+        return False
     files = data_files(ds)
     return bool(files) and column in _schema(files[0]).names
 

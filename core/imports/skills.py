@@ -39,31 +39,42 @@ class _Episode(msgspec.Struct):
 
 
 class _Skills(msgspec.Struct):
-    episodes: dict[str, _Episode] = msgspec.field(default_factory=dict)
+    # Each episode decoded on its own, so an error can name its key (msgspec writes dict keys as [...]).
+    episodes: dict[str, msgspec.Raw] = msgspec.field(default_factory=dict)
     coarse_description: str | None = None
     skill_to_subtask_index: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-def _decode(path: Path) -> _Skills:
+def _decode(path: Path) -> tuple[_Skills, dict[str, _Episode]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read ({exc})") from exc
     try:
-        return msgspec.json.decode(data, type=_Skills)
+        doc = msgspec.json.decode(data, type=_Skills)
     except msgspec.ValidationError as exc:
-        # msgspec names the field: "Expected `float`, got `str` - at `$.episodes['3'].skills[1].start`".
+        # msgspec names the field: "Expected `object`, got `array` - at `$.episodes`".
         raise ImportFileError(f"{path}: not in the skills.json layout: {exc}") from exc
     except msgspec.DecodeError as exc:
         raise ImportFileError(f"{path}: not valid JSON ({exc})") from exc
+    episodes = {}
+    for key, raw in doc.episodes.items():
+        try:
+            episodes[key] = msgspec.json.decode(raw, type=_Episode)
+        except msgspec.ValidationError as exc:
+            where = str(exc).replace("`$", f"`$.episodes[{key!r}]")
+            if "`$" not in str(exc):
+                where += f" - at `$.episodes[{key!r}]`"
+            raise ImportFileError(f"{path}: not in the skills.json layout: {where}") from exc
+    return doc, episodes
 
 
 def read_skills(ctx: Context, path: Path, name: str) -> SourceResult:
     """Segments (and tasks) of every episode the file names and the dataset has."""
-    doc = _decode(path)
+    _, episodes = _decode(path)
     result = SourceResult(name)
     unknown: list[str] = []
-    for key, entry in doc.episodes.items():
+    for key, entry in episodes.items():
         try:
             ep = int(key)
         except ValueError:
