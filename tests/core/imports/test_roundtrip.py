@@ -191,3 +191,46 @@ def test_robo_backend_import_is_the_command(subtasks_export: Path, annotations, 
     bad.write_text("{not json")
     out = subprocess.run([*cmd, "--skills", str(bad)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and f"{bad}: not valid JSON" in out.stderr
+
+
+def test_without_skills_json_the_per_frame_subtask_index_gives_the_segments(
+    subtasks_export: Path, annotations, tmp_path: Path
+):
+    ds = tmp_path / "no-skills"
+    shutil.copytree(subtasks_export, ds)
+    (ds / "meta" / "skills.json").unlink()
+    store = tmp_path / "a.db"
+    report = import_dataset(ds, store)
+    assert "meta/subtasks.parquet + per-frame subtask_index: 5 episode(s)" in report.format()
+    heads = _heads(store, "no-skills")
+    for ep in EXPORTED:
+        got, want = heads[ep], annotations[ep]
+        assert [s.name for s in got.segments] == [s.name for s in want.segments]
+        for g, w in zip(got.segments, want.segments, strict=True):
+            assert -1e-6 <= g.start - w.start < 1 / want.fps  # the first frame the segment covers
+        assert got.task == want.task  # the dataset's own task
+
+
+def test_syn_annotations_gives_the_turns_the_per_frame_column_cannot_show(
+    demo_root: Path, annotations, tmp_path: Path
+):
+    """The same turn said twice in a row has one task_index_high_level: only the jsonl tells them apart."""
+    import msgspec
+
+    from core.export import export
+    from tests.core.export.conftest import write_store
+
+    ann = annotations[0]
+    again = msgspec.structs.replace(ann.dialogue[0], t=1.0)
+    twice = msgspec.structs.replace(ann, dialogue=[ann.dialogue[0], again, *ann.dialogue[1:]])
+    out = tmp_path / "out"
+    export(demo_root, write_store(tmp_path / "src.db", [twice]), "lerobot-subtasks", out)
+    store = tmp_path / "a.db"
+    report = import_dataset(out, store)
+    text = report.format()
+    assert "episode(s) 0: more turns here than task_index_high_level shows; these are taken" in text
+    assert "not used: dialogue of 1 episode(s) (meta/syn_annotations.jsonl's are taken)" in text
+    got = _heads(store, "out")[0]
+    assert [(d.t, d.user_prompt) for d in got.dialogue] == [
+        (round(d.t * twice.fps) / twice.fps, d.user_prompt) for d in twice.dialogue
+    ]
