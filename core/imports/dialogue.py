@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from core.annotations import RESPONSE_TYPES, SCENARIO_TYPES
 from core.imports.base import Context, ImportFileError, SourceResult, Turn, episode_list
-from core.imports.frames import episode_tables, has_column, int_column
+from core.imports.frames import episode_indices, has_column, runs
 
 HIGH_LEVEL_FILE = "meta/tasks_high_level.parquet"
 SYN_FILE = "meta/syn_annotations.jsonl"
@@ -93,19 +93,17 @@ def read_high_level(ctx: Context, path: Path) -> SourceResult:
         result.counts["turns with no time (not imported)"] = len(table)
         result.note(f"the data files have no '{HIGH_LEVEL_INDEX}' column, so no turn has a time")
         return result
-    for ep, rows, file in episode_tables(ctx.dataset, HIGH_LEVEL_INDEX):
-        values = int_column(rows, HIGH_LEVEL_INDEX, file)
-        frames = rows.column("frame_index").to_numpy()
+    for ep, frames, values, _ in episode_indices(ctx.dataset, HIGH_LEVEL_INDEX):
         turns, unknown = [], set()
-        for k in range(len(values)):
-            v = int(values[k])
-            if v < 0 or (k > 0 and values[k - 1] == v):
+        for a, _ in runs(values):
+            v = int(values[a])
+            if v < 0:
                 continue
             if v not in table:
                 unknown.add(v)
                 continue
-            where = f"episode {ep} frame {int(frames[k])} ({HIGH_LEVEL_INDEX} {v})"
-            turn = _turn(table[v], ctx.frame_time(int(frames[k])), where, result)
+            where = f"episode {ep} frame {int(frames[a])} ({HIGH_LEVEL_INDEX} {v})"
+            turn = _turn(table[v], ctx.frame_time(int(frames[a])), where, result)
             if turn is not None:
                 turns.append(turn)
         if unknown:

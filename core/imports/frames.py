@@ -59,26 +59,32 @@ def _tables(ds: Dataset, column: str) -> Iterator[tuple[pa.Table, Path]]:
             raise ImportFileError(f"{path}: cannot read column '{column}' ({exc})") from exc
 
 
-def episode_tables(ds: Dataset, column: str) -> Iterator[tuple[int, pa.Table, Path]]:
-    """(episode, its rows in frame order with `frame_index` and `column`, file) for every episode
-    of the dataset whose data file has `column`."""
+def episode_indices(ds: Dataset, column: str) -> Iterator[tuple[int, np.ndarray, np.ndarray, Path]]:
+    """(episode, frame_index, `column` as int64 with nulls as -1, file), in frame order, for every
+    episode of the dataset whose data file has the integer column `column`."""
     for table, path in _tables(ds, column):
+        col = table.column(column)
+        if not pa.types.is_integer(col.type):
+            raise ImportFileError(f"{path}: column '{column}' is {col.type}, not an integer index")
         episode = table.column("episode_index").to_numpy().astype(np.int64, copy=False)
         frame = table.column("frame_index").to_numpy().astype(np.int64, copy=False)
+        values = col.fill_null(-1).to_numpy().astype(np.int64, copy=False)
         order = np.lexsort((frame, episode))
-        eps, starts = np.unique(episode[order], return_index=True)
+        episode, frame, values = episode[order], frame[order], values[order]
+        eps, starts = np.unique(episode, return_index=True)
         stops = np.append(starts[1:], len(order))
         for ep, a, b in zip(eps, starts, stops, strict=True):
             if int(ep) in ds.episodes:
-                yield int(ep), table.take(pa.array(order[a:b])), path
+                yield int(ep), frame[a:b], values[a:b], path
 
 
-def int_column(table: pa.Table, column: str, path: Path) -> np.ndarray:
-    """An integer per-frame column as int64 (nulls as -1), or an error naming the file and column."""
-    col = table.column(column)
-    if not pa.types.is_integer(col.type):
-        raise ImportFileError(f"{path}: column '{column}' is {col.type}, not an integer index")
-    return col.fill_null(-1).to_numpy().astype(np.int64, copy=False)
+def runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each run of equal values: [0 0 3 3 3 -1] -> [(0, 2), (2, 5), (5, 6)]."""
+    if not len(values):
+        return []
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(values) != 0) + 1))
+    stops = np.append(starts[1:], len(values))
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
 
 
 def first_frame_values(ds: Dataset, column: str) -> Iterator[tuple[int, Any, Path]]:
@@ -89,11 +95,11 @@ def first_frame_values(ds: Dataset, column: str) -> Iterator[tuple[int, Any, Pat
         frame = table.column("frame_index").to_numpy().astype(np.int64, copy=False)
         order = np.lexsort((frame, episode))
         eps, starts = np.unique(episode[order], return_index=True)
-        rows = order[starts]
-        values = table.column(column).take(pa.array(rows)).to_pylist()
-        for ep, value in zip(eps, values, strict=True):
+        col = table.column(column)
+        for ep, row in zip(eps, order[starts], strict=True):
             if int(ep) in ds.episodes:
-                yield int(ep), value, path
+                # A one-row slice: no copy of the column (a take would concatenate its chunks).
+                yield int(ep), col.slice(int(row), 1).to_pylist()[0], path
 
 
 def nonempty_list_values(ds: Dataset, column: str) -> Iterator[tuple[int, int, list[Any], Path]]:
@@ -104,8 +110,7 @@ def nonempty_list_values(ds: Dataset, column: str) -> Iterator[tuple[int, int, l
         if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
             raise ImportFileError(f"{path}: column '{column}' is {col.type}, not a list of rows")
         lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy()
-        rows = np.flatnonzero(lengths > 0)
-        picked = table.take(pa.array(rows))
+        picked = table.filter(pa.array(lengths > 0))
         episode = picked.column("episode_index").to_pylist()
         frame = picked.column("frame_index").to_pylist()
         for ep, k, value in zip(episode, frame, picked.column(column).to_pylist(), strict=True):

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.imports.base import Context, ImportFileError, SourceResult, episode_list, make_cover
-from core.imports.frames import episode_tables, has_column, int_column
+from core.imports.frames import episode_indices, has_column, runs
 
 SKILLS_FILE = "meta/skills.json"
 SUBTASKS_FILE = "meta/subtasks.parquet"
@@ -142,24 +142,18 @@ def read_subtask_index(ctx: Context, path: Path, skip: set[int]) -> SourceResult
     if not has_column(ctx.dataset, SUBTASK_INDEX):
         result.note(f"the data files have no '{SUBTASK_INDEX}' column; the names alone give no segments")
         return result
-    for ep, table, file in episode_tables(ctx.dataset, SUBTASK_INDEX):
+    for ep, frames, values, _ in episode_indices(ctx.dataset, SUBTASK_INDEX):
         if ep in skip:
             continue
-        values = int_column(table, SUBTASK_INDEX, file)
-        frames = table.column("frame_index").to_numpy()
         raw, unknown = [], set()
-        k = 0
-        while k < len(values):
-            j = k
-            while j + 1 < len(values) and values[j + 1] == values[k]:
-                j += 1
-            v = int(values[k])
+        for a, b in runs(values):
+            v = int(values[a])
             if v >= 0 and v not in names:
                 unknown.add(v)
             elif v >= 0:
-                end = ctx.frame_time(int(frames[j]) + 1)
-                raw.append((names[v], ctx.frame_time(int(frames[k])), end, ""))
-            k = j + 1
+                raw.append(
+                    (names[v], ctx.frame_time(int(frames[a])), ctx.frame_time(int(frames[b - 1]) + 1), "")
+                )
         if unknown:
             result.note(
                 f"episode {ep}: {SUBTASK_INDEX} {sorted(unknown)} not in {path}; those frames have no subtask"
