@@ -84,7 +84,7 @@ class ImportReport:
                 out.append(
                     f"  not used: {kind} of {n} episode(s) ({self.instead[src.name][kind]}'s are taken)"
                 )
-            out.extend(f"  note: {n.split(': ', 1)[1]}" for n in src.notes[:NOTES_SHOWN])
+            out.extend(f"  note: {n.removeprefix(src.name + ': ')}" for n in src.notes[:NOTES_SHOWN])
             if len(src.notes) > NOTES_SHOWN:
                 out.append(f"  ... and {len(src.notes) - NOTES_SHOWN} more note(s)")
         out.extend(f"note: {n}" for n in self.notes)
