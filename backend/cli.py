@@ -108,6 +108,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from core.imports import import_dataset
+
+    report = import_dataset(
+        resolve_args(args), args.store, skills=args.skills, accept=args.accept, author=args.author
+    )
+    print(report.format())
+    return 1 if report.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robo-backend", description="RoboAnnotate inference backend.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -185,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser(
+        "import",
+        help="store the annotations a dataset already has (skills.json, dialogue tables, language columns) "
+        "as revisions to review",
+    )
+    add_dataset_argument(s)
+    s.add_argument("--store", type=Path, required=True, help="SQLite annotation store (created if missing)")
+    s.add_argument(
+        "--skills",
+        type=Path,
+        default=None,
+        help="a skills.json to read instead of the dataset's meta/skills.json",
+    )
+    s.add_argument("--accept", action="store_true", help="store them accepted (exemplars for propagation)")
+    s.add_argument("--author", default="import", help="revisions are by human:AUTHOR (default: import)")
+    s.set_defaults(func=cmd_import)
     return p
 
 
