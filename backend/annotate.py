@@ -26,6 +26,8 @@ class AnnotateReport:
     skipped: int = 0
     failed: dict[int, str] = field(default_factory=dict)
     unparseable: list[int] = field(default_factory=list)
+    # Accepted episodes that cannot teach the engine, and why (e.g. accepted with no segments).
+    unusable_exemplars: dict[int, str] = field(default_factory=dict)
 
 
 def annotate_dataset(
@@ -47,6 +49,8 @@ def annotate_dataset(
     report = AnnotateReport()
     with Store(store_path) as store:
         index = ExemplarIndex.load(store, ds_id, ds) if getattr(engine, "supports_exemplars", False) else None
+        if index is not None:
+            report.unusable_exemplars = dict(index.unusable)
         accepted = {h.episode for h in store.heads(ds_id) if h.review == "accepted"}
 
         def job(e: int) -> EpisodeJob:

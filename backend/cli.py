@@ -82,6 +82,8 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     )
     for ep, err in sorted(report.failed.items()):
         print(f"  episode {ep}: {err}")
+    for ep, why in sorted(report.unusable_exemplars.items()):
+        print(f"  accepted episode {ep} cannot serve as an exemplar: {why}")
     return 1 if report.failed else 0
 
 

@@ -555,14 +555,16 @@ class BackendServer:
         ds: Dataset,
         episodes: list[int],
         index: ExemplarIndex | None = None,
+        batch_size: int | None = None,
     ) -> None:
         if index is None:
             index = self._exemplars(self.engine_reader, req.dataset, ds)
         futures: list[Future] = []
         outcomes: dict[int, str] = {}
         done = 0
-        for start in range(0, len(episodes), self.config.batch_size):
-            chunk = episodes[start : start + self.config.batch_size]
+        batch = batch_size or self.config.batch_size
+        for start in range(0, len(episodes), batch):
+            chunk = episodes[start : start + batch]
             jobs = [self._job(req, ds, e, index) for e in chunk]
             try:
                 preds = self.engine.predict(jobs)
@@ -646,6 +648,8 @@ class BackendServer:
         """New proposals for every episode of the task that nobody accepted (on the engine thread)."""
         ds = self.registry.get(dataset_id)
         index = ExemplarIndex.load(self.engine_reader, dataset_id, ds)
+        for ep, why in sorted(index.unusable.items()):
+            log.warning("%s: accepted episode %d cannot serve as an exemplar: %s", dataset_id, ep, why)
         heads = {h.episode: h for h in self.engine_reader.heads(dataset_id)}
         req = Predict(
             id=f"propagate-{self._propagations}",
@@ -669,7 +673,10 @@ class BackendServer:
             log.info(
                 "re-proposing %d episode(s) of %s from %s", len(todo), dataset_id, task_key or "its task"
             )
-            self._run_predict(None, msgspec.structs.replace(req, episodes=todo), ds, todo, index)
+            # Large batches: the kinematic engine spreads them over its worker processes.
+            self._run_predict(
+                None, msgspec.structs.replace(req, episodes=todo), ds, todo, index, batch_size=256
+            )
 
     def _sweep_stale(self) -> None:
         """At start: tasks whose proposals are older than their exemplars are re-proposed."""

@@ -46,3 +46,59 @@ def test_annotate_is_resumable_and_records_errors(demo_copy, tmp_path):
     with Store(store, readonly=True) as s:
         assert [h.episode for h in s.heads("demo")] == [0, 1, 3, 4, 5]
         assert all(h.revision == 1 for h in s.heads("demo"))  # nothing predicted twice
+
+
+def test_annotate_repredicts_when_the_exemplars_change(demo_root, tmp_path):
+    """An accepted episode turns the others' model version into one that learns from it; a second
+    acceptance changes it again; an episode accepted with no segments is named and not used."""
+    import json
+    import uuid
+
+    from backend.evaluate import true_segments
+    from core.annotations import EpisodeAnnotation
+    from core.dataset import Dataset
+    from core.protocol import Correction
+
+    store = tmp_path / "store.db"
+    ds = Dataset(demo_root)
+    truth = {
+        r["episode_index"]: r for r in json.loads((demo_root / "ground_truth.json").read_text())["episodes"]
+    }
+
+    def accept(ep: int, segments: bool = True) -> None:
+        info = ds.episode(ep)
+        with Store(store) as s, s.transaction():
+            head = s.head_info(ds.name, ep)
+            ann = EpisodeAnnotation(
+                dataset=ds.name,
+                episode=ep,
+                duration=info.duration,
+                fps=ds.fps,
+                task=info.task,
+                segments=true_segments(truth[ep], info.duration, ds.fps) if segments else [],
+                review="accepted",
+            )
+            c = Correction(
+                uuid=uuid.uuid4().hex,
+                dataset=ds.name,
+                episode=ep,
+                base_revision=head.revision if head else 0,
+                user="t",
+                annotation=ann,
+            )
+            s.apply_correction(c)
+
+    first = _run("annotate", demo_root, "--store", store)
+    assert first.returncode == 0 and "predicted 6, skipped 0" in first.stdout, first.stdout + first.stderr
+    accept(0)
+    second = _run("annotate", demo_root, "--store", store)
+    assert "predicted 5, skipped 1" in second.stdout, second.stdout  # the accepted one is skipped
+    again = _run("annotate", demo_root, "--store", store)
+    assert "predicted 0, skipped 6" in again.stdout, again.stdout
+    accept(1, segments=False)
+    third = _run("annotate", demo_root, "--store", store)
+    assert "accepted episode 1 cannot serve as an exemplar: accepted with no segments" in third.stdout
+    assert "predicted 0, skipped 6" in third.stdout, third.stdout  # episode 1 taught nothing new
+    with Store(store, readonly=True) as s:
+        models = {h.episode: h.model for h in s.heads(ds.name)}
+    assert all("+ex-" in models[e] for e in (2, 3, 4, 5)), models

@@ -10,6 +10,7 @@ episode exactly when the exemplars it would learn from changed.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -24,9 +25,12 @@ from backend.engines.kinematic.propagate import (
     fingerprint,
     layout,
 )
+from backend.engines.kinematic.workers import WorkerPool, default_workers, engine_options
 from backend.engines.kinematic.zeroshot import ZeroShot
 from core.annotations import ITEM_FIELDS, EpisodeAnnotation
 from core.dataset import Dataset, EpisodeSignals
+
+log = logging.getLogger("robo.backend.kinematic")
 
 # Exemplar models kept ready (per dataset and exemplar set): one per task being reviewed.
 MODEL_CACHE = 16
@@ -45,12 +49,23 @@ class KinematicEngine(Engine):
         self.options = KinematicOptions.parse(options)
         self._zero = ZeroShot()
         self._models: OrderedDict[tuple[str, str], ExemplarModel | PropagationError] = OrderedDict()
+        workers = int(self.options.workers) or default_workers()
+        self._pool = WorkerPool(workers, engine_options(self.options))
+
+    def close(self) -> None:
+        self._pool.close()
 
     def job_tag(self, job: EpisodeJob) -> str:
         base = f"{self.name}@{self.version}"
         return f"{base}+ex-{fingerprint(job.exemplars)}" if job.exemplars else base
 
     def predict(self, jobs: Sequence[EpisodeJob]) -> list[Prediction]:
+        if self._pool.usable(jobs):
+            try:
+                return self._pool.predict(jobs)
+            except Exception:  # a broken pool must not lose the batch: do it here instead
+                log.exception("kinematic worker processes failed; predicting in this process")
+                self._pool.close()
         out: list[Prediction] = []
         for job in jobs:
             try:

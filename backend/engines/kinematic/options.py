@@ -24,6 +24,8 @@ class KinematicOptions:
     min_pause: float = 0.25
     # Cuts closer than this are one cut (seconds).
     merge: float = 0.3
+    # Processes for large batches (0: one per core, at most four; 1: none).
+    workers: float = 0
 
     @classmethod
     def parse(cls, options: dict[str, Any], *, strict: bool = True) -> KinematicOptions:
@@ -46,6 +48,10 @@ class KinematicOptions:
             "shape_threshold": (0 <= opts.shape_threshold <= 1, "must be in [0, 1]"),
             "min_pause": (opts.min_pause > 0, "must be > 0 seconds"),
             "merge": (opts.merge >= 0, "must be >= 0 seconds"),
+            "workers": (
+                opts.workers >= 0 and float(opts.workers).is_integer(),
+                "must be a whole number >= 0",
+            ),
         }
         for name, (ok, why) in checks.items():
             if not ok:
