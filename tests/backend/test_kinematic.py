@@ -502,3 +502,25 @@ def test_ground_truth_layout_without_demo_extras_evaluates(tmp_path: Path, demo_
     (root / "ground_truth.json").write_text(json.dumps(slim))
     result = evaluate_engine(root, KinematicEngine(), exemplars=1)
     assert result["exemplars"]["k"] == 1 and result["episodes"]
+
+
+def test_worker_processes_give_the_same_predictions(demo_root, monkeypatch):
+    """A large batch goes to worker processes; what comes back is what one process makes, in order."""
+    from backend.engines.kinematic import workers
+    from core.dataset import Dataset
+
+    monkeypatch.setattr(workers, "PARALLEL_FROM", 2)
+    ds = Dataset(demo_root)
+    truth = json.loads((demo_root / "ground_truth.json").read_text())["episodes"]
+    segs = [Segment(name=s["name"], start=s["start"], end=s["end"]) for s in truth[0]["segments"]]
+    ex = accepted(ds, 0, repair_cover(segs, ds.episode(0).duration, ds.fps))
+    jobs = [EpisodeJob("demo", ds, e.index, exemplars=(ex,) if e.index % 2 else ()) for e in ds if e.index]
+    parallel = KinematicEngine(workers=2)
+    try:
+        assert parallel._pool.usable(jobs)
+        got = parallel.predict(jobs)
+    finally:
+        parallel.close()
+    want = KinematicEngine(workers=1).predict(jobs)
+    assert [p.annotation for p in got] == [p.annotation for p in want]
+    assert [p.status for p in got] == ["ok"] * len(jobs)
