@@ -91,6 +91,10 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.track:
+        from backend.evaluate_tracking import cli_evaluate_track
+
+        return cli_evaluate_track(args)
     from backend.engines import make_engine
     from backend.evaluate import evaluate_engine, format_report
 
@@ -159,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine-options", default=None, help="engine options as a JSON object")
     s.add_argument("--episodes", type=int, nargs="*", default=None)
     s.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    s.add_argument(
+        "--track",
+        choices=("boxes", "points"),
+        default=None,
+        help="score a tracker (--engine cpu, sam2 or sam3; default cpu) on the truth's boxes or gripper points",
+    )
+    s.add_argument(
+        "--keyframes", type=int, default=1, help="with --track: keyframes given per track (default 1)"
+    )
     s.set_defaults(func=cmd_evaluate)
     return p
 
