@@ -47,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = BackendServer(config)
+    server.tracks.engine = args.tracker
+    server.tracks.engine_options = {"model": args.tracker_model} if args.tracker_model else {}
     signal.signal(signal.SIGTERM, lambda *_: server._stop.set())
     signal.signal(signal.SIGINT, lambda *_: server._stop.set())
     print(
@@ -80,6 +82,12 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     for ep, err in sorted(report.failed.items()):
         print(f"  episode {ep}: {err}")
     return 1 if report.failed else 0
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from backend.track_dataset import cli_track
+
+    return cli_track(args)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
@@ -135,7 +143,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without --curve")
     s.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)")
+    s.add_argument(
+        "--tracker", default="cpu", help="tracker for the app's Track: cpu, sam2 or sam3 (default cpu)"
+    )
+    s.add_argument("--tracker-model", default=None, help="SAM2/SAM3 video checkpoint for --tracker sam2/sam3")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("track", help="track every keyframe a person placed that has no track yet (resumable)")
+    s.add_argument("dataset", type=Path)
+    s.add_argument("--store", type=Path, required=True)
+    s.add_argument("--episodes", type=int, nargs="*", default=None, help="episode indices (default: all)")
+    s.add_argument("--engine", default="cpu", help="cpu, sam2 or sam3 (default cpu)")
+    s.add_argument("--model", default=None, help="SAM2/SAM3 video checkpoint directory or hub id")
+    s.add_argument("--engine-options", default=None, help="tracker options as a JSON object")
+    s.add_argument("--user", default=None, help="who the new revisions are by (default: the login name)")
+    s.add_argument("--tolerance", type=float, default=2.0, help="keyframe tolerance in pixels (default 2)")
+    s.set_defaults(func=cmd_track)
 
     s = sub.add_parser("annotate", help="batch pre-annotation into the store (resumable)")
     s.add_argument("dataset", type=Path)

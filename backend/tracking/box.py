@@ -22,12 +22,16 @@ environment with the contrib wheel):
 |---|---|---|
 | hold the keyframe | 0.383 | - |
 | OpenCV TrackerMIL (main wheel) | 0.633 | 3 |
-| OpenCV CSRT (contrib wheel) | see bench/tracking.py README row | |
-| median flow (this module) | 0.825 | ~30-60 |
+| OpenCV KCF (contrib wheel) | 0.545 | 44 |
+| OpenCV CSRT (contrib wheel) | 0.733 | 2 |
+| median flow (this module) | 0.810 | 57-70 |
+| median flow + an NCC template check (hold / re-detect) | 0.79-0.80 | 75-165 |
 
-So the main wheel stays (lerobot keeps its OpenCV) and boxes use median flow,
-which is also the fastest. It is appearance-agnostic: nothing here assumes
-flat colours or a static camera.
+So the main wheel stays (lerobot keeps its OpenCV) and boxes use plain median
+flow: the most accurate here and fast. The template check, which should stop
+the box from sliding off with a gripper sweeping across a still object, did not
+pay (it also scored lower on the 320x240 test demo, 0.62-0.68 against 0.675),
+so it is not in. Nothing here assumes flat colours or a static camera.
 """
 
 from __future__ import annotations

@@ -53,9 +53,23 @@ class TrackJob:
         for i, (t, v) in enumerate(self.anchors):
             if not np.isfinite(t) or t < 0:
                 raise TrackingError(f"track.anchors[{i}].t = {t!r}: must be a time >= 0")
-            if len(v) != width:
+            if len(v) != width or not all(np.isfinite(v)):
                 raise TrackingError(
-                    f"track.anchors[{i}].value = {list(v)}: a {self.kind} needs {width} numbers"
+                    f"track.anchors[{i}].value = {list(v)}: a {self.kind} needs {width} finite numbers"
+                )
+            if self.kind == "box":
+                x1, y1, x2, y2 = v
+                if x2 <= x1 or y2 <= y1:
+                    raise TrackingError(
+                        f"track.anchors[{i}].value = {list(v)}: the box has no size (needs x1 < x2 and y1 < y2)"
+                    )
+                if x2 <= 0 or y2 <= 0 or x1 >= 1 or y1 >= 1:
+                    raise TrackingError(
+                        f"track.anchors[{i}].value = {list(v)}: the box is outside the frame (coordinates are 0..1)"
+                    )
+            elif not all(0.0 <= c <= 1.0 for c in v):
+                raise TrackingError(
+                    f"track.anchors[{i}].value = {list(v)}: the point is outside the frame (coordinates are 0..1)"
                 )
         if self.gaps is not None:
             bad = [g for g in self.gaps if not 0 <= g <= len(self.anchors)]
