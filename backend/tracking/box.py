@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.tracking.base import Step, TargetInfo, TrackEngine, Tracker, check_value
-from backend.tracking.flow import patch_ncc, to_gray, track_points
+from backend.tracking.flow import patch_ncc, scene_changed, to_gray, track_points
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ class MedianFlowBox(Tracker):
         prev, cur = self.prev, to_gray(frame)
         self.prev = cur
         h, w = cur.shape
+        if scene_changed(prev, cur):
+            return Step(tuple(float(v) for v in self.box), 0.0, lost=True, reason="the scene changed (a cut)")
         pts = self._grid()
         flow = track_points(prev, cur, pts, max_fb=self.p.max_fb)
         value = tuple(float(v) for v in self.box)

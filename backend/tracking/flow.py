@@ -144,6 +144,22 @@ def good_features(
     return (c.reshape(-1, 2) + np.array([X0, Y0], np.float32)).astype(np.float32)
 
 
+# Consecutive frames of one shot correlate far above this even with a robot moving through them.
+CUT_CORRELATION = 0.6
+
+
+def scene_changed(prev: np.ndarray, cur: np.ndarray) -> bool:
+    """A cut between two frames: their 40x30 thumbnails barely correlate."""
+    a = cv2.resize(prev, (40, 30), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    b = cv2.resize(cur, (40, 30), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    a -= a.mean()
+    b -= b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den < 1e-6:  # a blank frame on either side
+        return bool(np.abs(a - b).mean() > 8.0)
+    return float((a * b).sum()) / den < CUT_CORRELATION
+
+
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     order = np.argsort(values)
     cum = np.cumsum(weights[order])

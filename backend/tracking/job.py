@@ -18,7 +18,7 @@ import numpy as np
 
 from backend.tracking.base import TargetInfo, TrackEngine, TrackingError
 from backend.tracking.keyframes import DEFAULT_TOLERANCE_PX, sparsify
-from backend.tracking.propagate import Anchor, FrameSource, Progress, frames_to_track, track_gap
+from backend.tracking.propagate import Anchor, FrameSource, Progress, frames_to_track, gap_frames, track_gap
 from core.annotations import BOX_KINDS, Box
 from core.tracks import gap_spans
 
@@ -162,6 +162,9 @@ def run_track(
     for g in gaps:
         left = anchors[g - 1] if g > 0 else None
         right = anchors[g] if g < len(anchors) else None
+        lo, hi = gap_frames(left, right, source.length)
+        if hi - lo < 2:
+            continue  # no frame between the anchors (or before the first one at frame 0)
         gap = track_gap(engine, job.kind, source, left, right, target, cancel, progress)
         out.spans.append(spans_all[g])
         out.errors += gap.errors

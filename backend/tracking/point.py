@@ -35,6 +35,7 @@ from backend.tracking.flow import (
     BackgroundMotion,
     apply_affine,
     good_features,
+    scene_changed,
     to_gray,
     track_points,
     weighted_median,
@@ -140,6 +141,13 @@ class ForegroundPoint(Tracker):
         self.prev = cur
         self.frames += 1
         w, h = self.size
+        if scene_changed(prev, cur):
+            return Step(
+                (float(self.point[0]), float(self.point[1])),
+                0.0,
+                lost=True,
+                reason="the scene changed (a cut)",
+            )
         bg = self.background.estimate(prev, cur, self.point, 1.5 * self.R)
         thr = max(0.5, 3.0 * bg.noise)
         p_bg = apply_affine(bg.transform, self.point)

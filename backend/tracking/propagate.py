@@ -222,17 +222,51 @@ def run_direction(
         tracker.close()
 
 
-def _blend(fwd: Run, bwd: Run, lo: int, hi: int) -> tuple[list[int], list[tuple[float, ...]]]:
-    """Both runs over (lo, hi): linear in time from the left run to the right one; one alone where only one reached."""
+def _agreement(kind: str, a: tuple[float, ...], b: tuple[float, ...], scale: float) -> float:
+    """How well two runs agree on a frame, in [0, 1]: box IoU, or 1 - distance / scale for points."""
+    if kind == "box":
+        ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = ix * iy
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+        return inter / union if union > 0 else 0.0
+    return max(0.0, 1.0 - float(np.hypot(a[0] - b[0], a[1] - b[1])) / scale)
+
+
+# The runs must agree at least this well somewhere for one to hand over to the other there.
+HANDOVER_AGREEMENT = 0.6
+
+
+def _blend(
+    fwd: Run, bwd: Run, lo: int, hi: int, kind: str = "box", scale: float = 50.0
+) -> tuple[list[int], list[tuple[float, ...]]]:
+    """One track over (lo, hi) from the forward run (from lo) and the backward run (from hi).
+
+    Each run is right near its own anchor and may drift away from it. Where the two agree
+    best, the forward run hands over to the backward one: both are trusted up to where they
+    meet. If they never agree (one drifted early), they are blended linearly in time. Where
+    only one reached, it alone is used.
+    """
     a = dict(zip(fwd.frames, fwd.values, strict=True))
     b = dict(zip(bwd.frames, bwd.values, strict=True))
+    both = [f for f in range(lo + 1, hi) if f in a and f in b]
+    handover = None
+    if both:
+        mid = (lo + hi) / 2
+        score = {f: _agreement(kind, a[f], b[f], scale) for f in both}
+        best = max(both, key=lambda f: (round(score[f], 2), -abs(f - mid)))
+        if score[best] >= HANDOVER_AGREEMENT:
+            handover = best
     frames, values = [], []
     span = max(hi - lo, 1)
     for f in range(lo + 1, hi):
         va, vb = a.get(f), b.get(f)
         if va is not None and vb is not None:
-            w = (f - lo) / span
-            values.append(tuple((1 - w) * x + w * y for x, y in zip(va, vb, strict=True)))
+            if handover is not None:
+                values.append(va if f < handover else vb)
+            else:
+                w = (f - lo) / span
+                values.append(tuple((1 - w) * x + w * y for x, y in zip(va, vb, strict=True)))
         elif va is not None or vb is not None:
             values.append(va if va is not None else vb)  # type: ignore[arg-type]
         else:
@@ -269,7 +303,8 @@ def track_gap(
     bwd = Run()
     if right is not None and not fwd.cancelled:
         bwd = run_direction(engine, kind, source, right, lo, -1, target, cancel, progress)
-    out.frames, out.values = _blend(fwd, bwd, lo, hi)
+    scale = 0.05 * max(source.width, source.height)  # points agree within 5% of the frame
+    out.frames, out.values = _blend(fwd, bwd, lo, hi, kind, scale)
     out.cancelled = fwd.cancelled or bwd.cancelled
     covered = set(out.frames)
     for run, anchor in ((fwd, left), (bwd, right)):
