@@ -250,11 +250,17 @@ class DrawTool(QObject):
         editor.show()
         editor.label.setFocus()
         self.editor = editor
+        self._editor_view = view
         self._update_stop()
 
     def _editor_gone(self, _obj=None) -> None:
         self.editor = None
         self._update_stop()
+        # The keys (B, T, C, Esc, Ctrl+T) belong to the window again, not to a widget that is gone.
+        view = getattr(self, "_editor_view", None)
+        if view is not None:
+            view.window().activateWindow()  # a label completer's popup may have taken it
+            view.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _add(self, camera: str, label: str, kind: str, xyxy: tuple[float, float, float, float]) -> None:
         self._drop_rubber()

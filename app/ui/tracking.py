@@ -234,6 +234,7 @@ class TrackController(QObject):
             self.progress.hide()
         if job is None:
             return
+        self.last_result = result
         if result.status == "error":
             self._say(f"tracking failed: {result.error}")
             return
@@ -251,7 +252,6 @@ class TrackController(QObject):
                 job.promote,
                 source=f"tracker:{result.engine}" if result.engine else "",
             )
-        self.last_result = result
         n = len(result.boxes) if job.kind == "boxes" else len(result.points)
         text = f"tracked {result.frames} frames: {n} keyframes"
         if result.lost:

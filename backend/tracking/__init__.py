@@ -37,6 +37,12 @@ TRACK_ENGINES = ("cpu", "sam2", "sam3")
 def make_track_engine(name: str = "cpu", **options: Any) -> TrackEngine:
     """A tracking engine by name; SAM engines need `model` (a checkpoint directory or hub id)."""
     if name == "cpu":
+        try:
+            import cv2  # noqa: F401
+        except ImportError as exc:
+            from core.errors import MissingExtraError
+
+            raise MissingExtraError("opencv-python-headless", "track", "The CPU tracker") from exc
         from backend.tracking.box import CpuTrackEngine
 
         return CpuTrackEngine(**options)

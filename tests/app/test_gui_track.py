@@ -21,6 +21,7 @@ from tests.app.test_gui_window import _mouse, drag, key
 
 FRONT = "observation.images.front"
 CTRL = Qt.KeyboardModifier.ControlModifier
+RETRACK_WAIT_MS = 600
 
 
 def _truth(root: Path) -> dict:
@@ -217,8 +218,28 @@ def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_
     with _store(backend) as s:
         assert len(box_tracks(s.head("demo", 0).boxes)[track]) == len(frames)
 
-    # A screenshot of the window with the track, the playhead mid-way through the carry.
+    # The same object on the top camera and the gripper on the front one, for the screenshot.
+    win.doc.set_frame(0)
+    TOP = "observation.images.top"
+    _draw_box(qtbot, win, TOP, truth["boxes"][TOP][0], label="cube", kind="current")
+    key(qtbot, win, Qt.Key.Key_Escape)
+    win.doc.select("boxes", len(win.doc.annotation.boxes) - 1)
+    before = win.tracking.last_result
+    key(qtbot, win, Qt.Key.Key_T, CTRL)
+    assert win.tracking.pending, win.statusBar().currentMessage()
+    assert _wait_result(qtbot, win, before).status == "ok"
+    key(qtbot, win, Qt.Key.Key_T)
+    _click(qtbot, win, FRONT, *truth["gripper"][FRONT][0])
+    key(qtbot, win, Qt.Key.Key_T)
+    before = win.tracking.last_result
+    key(qtbot, win, Qt.Key.Key_T, CTRL)
+    assert _wait_result(qtbot, win, before).status == "ok"
+    _settled(qtbot, win, link)
+
+    # A screenshot of the window with the tracks, the playhead mid-way through the carry.
+    frames = box_tracks(win.doc.annotation.boxes)[track]
     mid = sorted(tracked, key=lambda b: b.t)[len(tracked) // 2]
+    mid = next(b for b in frames if b.t == mid.t)
     win.doc.set_playhead(mid.t)
     win.doc.select("boxes", win.doc.annotation.boxes.index(mid))
     wait_frame(qtbot, win)
@@ -241,6 +262,7 @@ def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_
 
     # Undo takes back the re-track, then the correction; redo brings them back.
     n_after = len(win.doc.annotation.boxes)
+    qtbot.wait(RETRACK_WAIT_MS)  # nothing else is queued
     key(qtbot, win, Qt.Key.Key_Z, CTRL)
     key(qtbot, win, Qt.Key.Key_Z, CTRL)
     assert len(box_anchors(win.doc.annotation.boxes, track)) == 1

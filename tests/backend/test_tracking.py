@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pytest
 
+pytest.importorskip("cv2", reason="the CPU tracker needs the 'track' extra (OpenCV)")
+
 from backend.tracking import TrackingError, make_track_engine
 from backend.tracking.job import TrackJob, run_track
 from backend.tracking.keyframes import sparsify

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("cv2", reason="the CPU tracker needs the 'track' extra (OpenCV)")
+
 from backend.client import BackendClient
 from core.annotations import Box, EpisodeAnnotation, Trajectory
 from core.dataset import Dataset
