@@ -1,14 +1,15 @@
 """Tracking: boxes and gripper points from K keyframes, per demo variant, against the keyframes alone.
 
-For each demo robot variant the installed generator knows (`single-arm`, the
-original, and `single-joint` / `bimanual` once core.demo has them; unknown ones
-are reported as skipped), a 640x480 demo is written once (cached) and
+For each demo robot variant the installed generator knows (`core.demo.ROBOTS`:
+`single-ee`, the original arm, and `single-joint` / `bimanual` where core.demo
+has them; a variant it does not know is reported as skipped), a 640x480 demo is
+written once (cached) and
 `robo-backend evaluate --track` runs on it for boxes and for points. Peers, in
 the same run: holding the nearest keyframe and linear interpolation between the
 keyframes (quality), and decoding the same frames sequentially with core.video
 (speed: is tracking the bottleneck?).
 
-    .venv/bin/python bench/tracking.py [--robot single-arm bimanual ...] [--keyframes 1] [--episodes 6]
+    .venv/bin/python bench/tracking.py [--robot single-ee bimanual ...] [--keyframes 1] [--episodes 6]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("SVT_LOG", "1")
 
+import core.demo  # noqa: E402
 from backend.evaluate_tracking import evaluate_track  # noqa: E402
 from backend.tracking import make_track_engine  # noqa: E402
 from core.dataset import Dataset  # noqa: E402
@@ -33,23 +35,19 @@ from core.demo.writer import cached_demo, write_demo  # noqa: E402
 from core.video import FrameReader  # noqa: E402
 
 CACHE = REPO / ".cache" / "bench-data"
-VARIANTS = ("single-arm", "single-joint", "bimanual")
+# The generator's robots; one that predates variants makes the original end-effector arm only.
+VARIANTS: tuple[str, ...] = tuple(getattr(core.demo, "ROBOTS", ("single-ee",)))
+ALL_VARIANTS = ("single-ee", "single-joint", "bimanual")
 
 
 def demo_for(variant: str, episodes: int) -> Path | None:
     """The cached 640x480 demo of a robot variant, or None if this generator does not make it."""
+    if variant not in VARIANTS:
+        return None
     params = {"episodes": episodes, "seed": 1, "width": 640, "height": 480, "fps": 30}
     if "robot" in inspect.signature(write_demo).parameters:
         params["robot"] = variant
-    elif variant != "single-arm":
-        return None  # the generator predates robot variants: it only makes the single arm
-    try:
-        return cached_demo(CACHE, f"track-{variant}", **params)
-    except (ValueError, TypeError) as exc:
-        if variant == "single-arm" and params.pop("robot", None):
-            return cached_demo(CACHE, f"track-{variant}", **params)  # the generator's default robot
-        print(f"  {variant}: skipped ({exc})", file=sys.stderr)
-        return None
+    return cached_demo(CACHE, f"track-{variant}", **params)
 
 
 def decode_speed(root: Path) -> float:
@@ -70,7 +68,12 @@ def fmt(v: float, spec: str = ".3f") -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--robot", nargs="*", default=list(VARIANTS), help="demo variants (default: all)")
+    ap.add_argument(
+        "--robot",
+        nargs="*",
+        default=list(ALL_VARIANTS),
+        help=f"demo variants (default: {' '.join(ALL_VARIANTS)})",
+    )
     ap.add_argument(
         "--keyframes", type=int, default=1, help="keyframes per track (default 1: the first frame)"
     )

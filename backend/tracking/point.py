@@ -20,7 +20,7 @@ border are ignored (a body cut by the border has a static silhouette there).
 
 Measured on the 640x480 demo from the true point on the first frame only
 (median / mean error over every frame): hold 152 px, single-point LK 35 / 61 px,
-this tracker ~8 / 10 px (bench/tracking.py has the current figures).
+this tracker 6.0 / 7.7 px (bench/tracking.py has the current figures).
 """
 
 from __future__ import annotations
