@@ -28,6 +28,7 @@ from core.annotations import (
     DialogueTurn,
     EpisodeAnnotation,
     Segment,
+    Trajectory,
     box_tracks,
     frame_at,
     interpolate_box,
@@ -36,6 +37,7 @@ from core.annotations import (
     snap_time,
 )
 from core.errors import AnnotationError
+from core.tracks import is_tracked, splice_boxes, splice_trajectory, trajectory_anchor_times
 
 if TYPE_CHECKING:
     from core.protocol import Conflict
@@ -109,6 +111,9 @@ class EpisodeDocument(QObject):
     # Edits made but not yet handed to the link (debounce running), and corrections not acked.
     unsent_changed = Signal(int)
     base_revision_changed = Signal(int)
+    # A person corrected (or added) a keyframe of a tracked track: ("boxes", track key, t) or
+    # ("trajectories", index, t). The tracking controller re-tracks the gaps beside it.
+    keyframe_corrected = Signal(object)
 
     def __init__(self, dataset_id: str, fps: float, link: Any = None, user: str | None = None, parent=None):
         super().__init__(parent)
@@ -541,23 +546,30 @@ class EpisodeDocument(QObject):
         t = self._snap(self.playhead if t is None else t)
         xyxy = _clamp_box(xyxy)
         boxes = list(self.annotation.boxes)
+        tracked = any(b.track_key == track and (is_tracked(b.source) or b.lost) for b in boxes)
         for i, b in enumerate(boxes):
             if b.track_key == track and abs(b.t - t) < 0.5 / self.fps:
-                boxes[i] = _remake(b, xyxy=xyxy, source=self._human(), confidence=None)
-                return self._edit(
+                boxes[i] = _remake(b, xyxy=xyxy, source=self._human(), confidence=None, lost=False)
+                done = self._edit(
                     f"move box '{b.label}'",
                     merge_key=("box", track, round(t * self.fps)),
                     selection=Selection("boxes", i),
                     boxes=boxes,
                 )
+                if done and tracked:
+                    self.keyframe_corrected.emit(("boxes", track, t))
+                return done
         camera, label, kind = track
         boxes.append(Box(t=t, camera=camera, label=label, kind=kind, xyxy=xyxy, source=self._human()))
-        return self._edit(
+        done = self._edit(
             f"add keyframe of '{label}'",
             merge_key=("box", track, round(t * self.fps)),
             selection=Selection("boxes", len(boxes) - 1),
             boxes=boxes,
         )
+        if done and tracked:
+            self.keyframe_corrected.emit(("boxes", track, t))
+        return done
 
     def add_box_keyframe(self, track: tuple[str, str, str], t: float | None = None) -> bool:
         """Freeze the interpolated box at t (the playhead) into a keyframe."""
@@ -611,13 +623,108 @@ class EpisodeDocument(QObject):
         points = list(trajs[ti].points)
         t = points[pi][0]
         points[pi] = (t, _unit(x), _unit(y))
-        trajs[ti] = _remake(trajs[ti], points=points, source=self._human(), confidence=None)
-        return self._edit(
+        tracked = _tracked(trajs[ti])
+        # The moved point is now one a person placed (the others keep what they were); a
+        # tracked trajectory keeps the tracker as its source, its anchors say what is the person's.
+        anchors = sorted({*trajectory_anchor_times(trajs[ti]), t})
+        source = trajs[ti].source if tracked else self._human()
+        trajs[ti] = _remake(trajs[ti], points=points, anchors=anchors, source=source, confidence=None)
+        done = self._edit(
             "move trajectory point",
             merge_key=("traj", ti, pi),
             selection=Selection("trajectories", ti, pi),
             trajectories=trajs,
         )
+        if done and tracked:
+            self.keyframe_corrected.emit(("trajectories", ti, t))
+        return done
+
+    def add_trajectory_point(
+        self, camera: str, x: float, y: float, t: float | None = None, index: int | None = None
+    ) -> bool:
+        """A gripper point a person placed at t (the playhead): on trajectory `index`, else the
+        selected or first one of the camera, else a new trajectory. A point already at t moves."""
+        if self.annotation is None:
+            return False
+        t = self._snap(self.playhead if t is None else t)
+        trajs = list(self.annotation.trajectories)
+        if index is None:
+            sel = self.selection
+            if sel and sel.kind == "trajectories" and trajs[sel.index].camera == camera:
+                index = sel.index
+            else:
+                index = next((i for i, tr in enumerate(trajs) if tr.camera == camera), None)
+        if index is None:
+            trajs.append(
+                Trajectory(camera=camera, points=[(t, _unit(x), _unit(y))], anchors=[t], source=self._human())
+            )
+            index, pi = len(trajs) - 1, 0
+        else:
+            traj = trajs[index]
+            tracked = _tracked(traj)
+            eps = 0.5 / self.fps
+            points = [p for p in traj.points if abs(p[0] - t) >= eps] + [(t, _unit(x), _unit(y))]
+            points.sort(key=lambda p: p[0])
+            anchors = sorted({*(a for a in trajectory_anchor_times(traj) if abs(a - t) >= eps), t})
+            lost = [lt for lt in traj.lost if abs(lt - t) >= eps]
+            trajs[index] = _remake(traj, points=points, anchors=anchors, lost=lost, confidence=None)
+            pi = next(i for i, p in enumerate(points) if p[0] == t)
+            done = self._edit(
+                "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
+            )
+            if done and tracked:
+                self.keyframe_corrected.emit(("trajectories", index, t))
+            return done
+        return self._edit(
+            "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
+        )
+
+    # ------------------------------------------------------------ tracks
+
+    def apply_track_boxes(
+        self,
+        track: tuple[str, str, str],
+        spans: list[tuple[float, float]],
+        boxes: list[Box],
+        promote: float | None = None,
+    ) -> bool:
+        """A tracker's keyframes replace the track's tracked keyframes in `spans` (one undoable edit);
+        `promote`: the time of the keyframe the track started from, made a person's if it was not."""
+        if self.annotation is None:
+            return False
+        current = list(self.annotation.boxes)
+        if promote is not None:
+            for i, b in enumerate(current):
+                if b.track_key == track and abs(b.t - promote) < 0.5 / self.fps and not b.is_human:
+                    current[i] = _remake(b, source=self._human(), confidence=None, lost=False)
+        merged = splice_boxes(current, track, spans, boxes)
+        return self._edit(f"track '{track[1]}'", selection=self.selection, boxes=merged)
+
+    def apply_track_points(
+        self,
+        index: int,
+        spans: list[tuple[float, float]],
+        points: list[tuple[float, float, float]],
+        lost: list[float],
+        promote: float | None = None,
+        source: str = "",
+    ) -> bool:
+        """A tracker's points replace trajectory `index`'s tracked points in `spans` (one undoable edit);
+        the trajectory's `source` becomes the tracker's (its `anchors` keep the person's points)."""
+        trajs = list(self.annotation.trajectories) if self.annotation else []
+        if not 0 <= index < len(trajs):
+            return False
+        traj = trajs[index]
+        anchors = trajectory_anchor_times(traj)
+        if promote is not None:
+            anchors = sorted({*anchors, promote})
+        traj = _remake(traj, anchors=anchors, source=source or traj.source, confidence=None)
+        try:
+            trajs[index] = splice_trajectory(traj, spans, points, lost)
+        except AnnotationError as exc:
+            self.message.emit(f"the track could not be applied: {exc}")
+            return False
+        return self._edit("track the gripper", selection=self.selection, trajectories=trajs)
 
     def add_contact(self, camera: str, x: float, y: float, t: float | None = None) -> bool:
         if self.annotation is None:
@@ -752,6 +859,11 @@ def _items(ann: EpisodeAnnotation) -> tuple:
 def _remake(item: Any, **changes: Any) -> Any:
     """A changed copy of an item, validated (msgspec.structs.replace would skip __post_init__)."""
     return type(item)(**{**msgspec.structs.asdict(item), **changes})
+
+
+def _tracked(traj: Trajectory) -> bool:
+    """A trajectory a tracker filled (so a person's correction of it is re-tracked)."""
+    return is_tracked(traj.source) or bool(traj.lost)
 
 
 def _unit(v: float) -> float:

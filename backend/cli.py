@@ -44,6 +44,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             insecure=args.insecure,
             heartbeat_s=args.heartbeat,
             propagation_delay=args.propagation_delay,
+            tracker=args.tracker,
+            tracker_options={"model": args.tracker_model} if args.tracker_model else {},
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -87,6 +89,13 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    from backend.track_dataset import cli_track
+
+    args.dataset = resolve_args(args)
+    return cli_track(args)
+
+
 def cmd_keygen(args: argparse.Namespace) -> int:
     from backend.security import keygen
 
@@ -96,12 +105,17 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from backend.engines import make_engine
-    from backend.evaluate import evaluate_engine, format_report
-
     root = resolve_args(args)
     if (source := source_for(root)) is not None:
         source.fetch("ground_truth.json")  # the demo generator's labels, beside the dataset
+    if args.track:
+        from backend.evaluate_tracking import cli_evaluate_track
+
+        args.dataset = root
+        return cli_evaluate_track(args)
+    from backend.engines import make_engine
+    from backend.evaluate import evaluate_engine, format_report
+
     engine = make_engine(args.engine, **_engine_options(args.engine_options, args.model))
     result = evaluate_engine(root, engine, args.episodes, exemplars=args.exemplars)
     print(format_report(result))
@@ -160,7 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="after an acceptance, wait this long for more before re-proposing the task's other "
         "episodes from its accepted ones (default 1; 0 turns it off)",
     )
+    s.add_argument(
+        "--tracker", default="cpu", help="tracker for the app's Track: cpu, sam2 or sam3 (default cpu)"
+    )
+    s.add_argument("--tracker-model", default=None, help="SAM2/SAM3 video checkpoint for --tracker sam2/sam3")
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("track", help="track every keyframe a person placed that has no track yet (resumable)")
+    add_dataset_argument(s)
+    s.add_argument("--store", type=Path, required=True)
+    s.add_argument("--episodes", type=int, nargs="*", default=None, help="episode indices (default: all)")
+    s.add_argument("--engine", default="cpu", help="cpu, sam2 or sam3 (default cpu)")
+    s.add_argument("--model", default=None, help="SAM2/SAM3 video checkpoint directory or hub id")
+    s.add_argument("--engine-options", default=None, help="tracker options as a JSON object")
+    s.add_argument("--user", default=None, help="who the new revisions are by (default: the login name)")
+    s.add_argument("--tolerance", type=float, default=2.0, help="keyframe tolerance in pixels (default 2)")
+    s.set_defaults(func=cmd_track)
 
     s = sub.add_parser("annotate", help="batch pre-annotation into the store (resumable)")
     add_dataset_argument(s)
@@ -196,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
         "score the rest (default 0: zero-shot)",
     )
     s.add_argument("--json", type=Path, default=None, help="also write the result as JSON")
+    s.add_argument(
+        "--track",
+        choices=("boxes", "points"),
+        default=None,
+        help="score a tracker (--engine cpu, sam2 or sam3; default cpu) on the truth's boxes or gripper points",
+    )
+    s.add_argument(
+        "--keyframes", type=int, default=1, help="with --track: keyframes given per track (default 1)"
+    )
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser(

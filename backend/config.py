@@ -64,6 +64,9 @@ class ServerConfig:
     # Seconds without a new acceptance before a task's episodes are re-proposed from its
     # exemplars (engines that learn from accepted episodes only); 0 turns it off.
     propagation_delay: float = 1.0
+    # The tracker a Track request without one gets (cpu, sam2, sam3) and its options (e.g. model).
+    tracker: str = "cpu"
+    tracker_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.datasets = [Path(p) for p in self.datasets]

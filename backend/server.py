@@ -33,6 +33,7 @@ from backend.propagation import Debouncer
 from backend.registry import DatasetRegistry, RegistryError
 from backend.review_queue import Candidate, rank
 from backend.security import CurveServer
+from backend.track_service import TrackRequestError, TrackService
 from backend.writer import StoreWriter
 from core.annotations import EpisodeAnnotation
 from core.dataset import Dataset
@@ -178,6 +179,9 @@ class BackendServer:
             GetModel: lambda env, req: ModelReply(id=req.id, model=self.model),
             ReloadModel: self._reload,
         }
+        # Track / CancelTrack: checked here, tracked on the service's own worker thread.
+        self.tracks = TrackService(self.registry, self.outbox, config.tracker, config.tracker_options)
+        self._handlers.update(self.tracks.handlers())
 
     # ------------------------------------------------------------ lifecycle
 
@@ -248,6 +252,7 @@ class BackendServer:
     def _teardown(self) -> None:
         if self.repropose is not None:
             self.repropose.close()
+        self.tracks.close()
         self._engine_q.put(None)
         if getattr(self, "_engine_thread", None) is not None:
             self._engine_thread.join(timeout=30)
@@ -315,7 +320,7 @@ class BackendServer:
             reply = self._handlers[type(req)](envelope, req)
         except WireError as exc:
             reply = Error(id=exc.id, code=exc.code, message=str(exc))
-        except (RequestError, RegistryError) as exc:
+        except (RequestError, RegistryError, TrackRequestError) as exc:
             reply = Error(id=msg_id, code=exc.code, message=str(exc))
         except DatasetError as exc:
             reply = Error(id=msg_id, code="not_found", message=str(exc))

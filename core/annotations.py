@@ -123,6 +123,8 @@ class Box(Provenance, kw_only=True):
     label: str
     kind: BoxKind
     xyxy: tuple[float, float, float, float]
+    # A tracker lost the target at t: `xyxy` is its last good box, shown flagged for a person to fix.
+    lost: bool = False
 
     def __post_init__(self) -> None:
         _check_time("Box", "t", self.t)
@@ -147,9 +149,17 @@ class Trajectory(Provenance, kw_only=True):
 
     camera: str
     points: list[tuple[float, float, float]] = msgspec.field(default_factory=list)
+    # Times of the points a person placed (a tracker filled the others); empty: all of a
+    # human trajectory's points are a person's, none of a model's.
+    anchors: list[float] = msgspec.field(default_factory=list)
+    # Times where a tracker lost the gripper (no point there; a person should place one).
+    lost: list[float] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_text("Trajectory", "camera", self.camera)
+        for name in ("anchors", "lost"):
+            for i, t in enumerate(getattr(self, name)):
+                _check_time("Trajectory", f"{name}[{i}]", t)
         last = -math.inf
         for i, p in enumerate(self.points):
             if len(p) != 3:

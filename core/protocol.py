@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from core.annotations import ITEM_FIELDS, EpisodeAnnotation
+from core.annotations import ITEM_FIELDS, Box, EpisodeAnnotation
 from core.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
@@ -181,6 +181,37 @@ class ListEpisodes(_Msg, tag="list_episodes"):
     dataset: str
 
 
+class TrackAnchor(msgspec.Struct, kw_only=True):
+    """A keyframe a person placed: seconds, and a box (x1, y1, x2, y2) or point (x, y), normalized."""
+
+    t: float
+    value: list[float]
+
+
+class Track(_Msg, tag="track"):
+    """Track one box track or one gripper trajectory of one camera from its person-placed keyframes.
+
+    Gap i lies between anchors[i-1] and anchors[i] (gap 0 before the first, gap len(anchors)
+    after the last); `gaps` picks which to track (None: all). Replies: Accepted (frames to
+    track), Progress, then one TrackResult. CancelTrack stops it; what was tracked comes back.
+    """
+
+    dataset: str
+    episode: int
+    camera: str
+    target: Literal["box", "point"]
+    anchors: list[TrackAnchor]
+    gaps: list[int] | None = None
+    label: str = ""  # the box's label (also SAM3's text prompt)
+    kind: str = "current"  # the box's kind
+    engine: str = ""  # "" = the server's tracker (cpu unless it was started with another)
+    tolerance_px: float = 2.0  # keyframes where interpolation would be off by more
+
+
+class CancelTrack(_Msg, tag="cancel_track"):
+    target: str  # the id of the Track request to stop
+
+
 Request = (
     Hello
     | Ping
@@ -192,6 +223,8 @@ Request = (
     | GetModel
     | ReloadModel
     | ListEpisodes
+    | Track
+    | CancelTrack
 )
 
 
@@ -289,6 +322,37 @@ class EpisodesReply(_Msg, tag="episodes"):
     episodes: list[tuple[int, int, str, float]]
 
 
+class TrackResult(_Msg, tag="track_result"):
+    """A finished (or stopped) track: keyframes that replace the tracker's items in `spans`.
+
+    status: ok; partial (the target was lost or a frame could not be read: everything up to
+    there is here, `lost` says where); cancelled (what was tracked before the cancel); error
+    (nothing tracked, `error` says why).
+    """
+
+    dataset: str
+    episode: int
+    camera: str
+    target: Literal["box", "point"]
+    status: Literal["ok", "partial", "cancelled", "error"]
+    engine: str = ""
+    spans: list[tuple[float, float]] = msgspec.field(default_factory=list)
+    boxes: list[Box] = msgspec.field(default_factory=list)
+    points: list[tuple[float, float, float]] = msgspec.field(default_factory=list)
+    lost: list[float] = msgspec.field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    notes: list[str] = msgspec.field(default_factory=list)
+
+
+class Cancelled(_Msg, tag="cancelled"):
+    """Answer to CancelTrack: whether that track was still running (its TrackResult follows)."""
+
+    target: str
+    found: bool
+
+
 class Error(_Msg, tag="error"):
     code: ErrorCode
     message: str
@@ -308,6 +372,8 @@ Reply = (
     | QueueReply
     | ModelReply
     | EpisodesReply
+    | TrackResult
+    | Cancelled
     | Error
 )
 

@@ -34,6 +34,8 @@ from core.protocol import (
     Accepted,
     Ack,
     AnnotationReply,
+    Cancelled,
+    CancelTrack,
     Conflict,
     EpisodesReply,
     Error,
@@ -52,6 +54,9 @@ from core.protocol import (
     Progress,
     QueueReply,
     Submit,
+    Track,
+    TrackAnchor,
+    TrackResult,
     Welcome,
     WireError,
     decode_event,
@@ -131,6 +136,8 @@ class _Worker(QObject):
     queue_loaded = Signal(list)
     error = Signal(str)
     connected = Signal(object)
+    track_progress = Signal(str, int, int)
+    track_finished = Signal(object)
 
     def __init__(
         self,
@@ -440,6 +447,10 @@ class _Worker(QObject):
             reply, Accepted | Progress | PredictResult | PredictDone
         ):
             self._on_predict(req, reply)
+        elif isinstance(req.msg, Track) and isinstance(reply, Accepted | Progress | TrackResult):
+            self._on_track(req, reply)
+        elif isinstance(reply, Cancelled):
+            self._finish(reply.id)
         else:
             self.error.emit(f"The backend answered {req.what} with an unexpected '{type(reply).__name__}'.")
 
@@ -447,9 +458,31 @@ class _Worker(QObject):
         self.requests.pop(msg_id, None)
         self.reads.pop(msg_id, None)
 
+    def _on_track(self, req: _Request, reply) -> None:
+        if isinstance(reply, Accepted):
+            self.track_progress.emit(reply.id, 0, reply.total)
+        elif isinstance(reply, Progress):
+            self.track_progress.emit(reply.id, reply.done, reply.total)
+        else:
+            self._finish(reply.id)
+            self.track_finished.emit(reply)
+
     def _on_error(self, req: _Request, reply: Error) -> None:
         self._finish(reply.id)
-        if req.uuid:
+        if isinstance(req.msg, Track):  # the track never started: its caller waits for a result
+            m = req.msg
+            self.track_finished.emit(
+                TrackResult(
+                    id=reply.id,
+                    dataset=m.dataset,
+                    episode=m.episode,
+                    camera=m.camera,
+                    target=m.target,
+                    status="error",
+                    error=reply.message,
+                )
+            )
+        elif req.uuid:
             self._on_submit_error(req, reply)
         else:
             self.error.emit(f"The backend could not finish {req.what}: {reply.message}")
@@ -618,6 +651,8 @@ class BackendLink(QObject):
     queue_loaded = Signal(list)  # list[core.protocol.QueueItem], best first
     error = Signal(str)  # one actionable sentence for the status bar
     connected = Signal(object)  # core.protocol.Welcome, on every (re)connection
+    track_progress = Signal(str, int, int)  # track request id, frames done, frames to do
+    track_finished = Signal(object)  # core.protocol.TrackResult (status "error" if it was refused)
 
     _RELAYED = (
         "model_changed",
@@ -632,6 +667,8 @@ class BackendLink(QObject):
         "episode_changed",
         "queue_loaded",
         "error",
+        "track_progress",
+        "track_finished",
     )
 
     def __init__(
@@ -781,6 +818,35 @@ class BackendLink(QObject):
 
     def request_model(self) -> None:
         self._read(GetModel(id=new_id()), "reading the model's details")
+
+    def track(
+        self,
+        dataset: str,
+        episode: int,
+        camera: str,
+        target: str,
+        anchors: list[tuple[float, tuple[float, ...]]],
+        gaps: list[int] | None = None,
+        label: str = "",
+        kind: str = "current",
+    ) -> str:
+        """Ask the backend to track; returns the request id (track_progress / track_finished carry it)."""
+        msg = Track(
+            id=new_id(),
+            dataset=dataset,
+            episode=episode,
+            camera=camera,
+            target=target,  # type: ignore[arg-type]
+            anchors=[TrackAnchor(t=t, value=[float(v) for v in value]) for t, value in anchors],
+            gaps=gaps,
+            label=label,
+            kind=kind,
+        )
+        self._read(msg, f"tracking on {camera} in episode {episode}")
+        return msg.id
+
+    def cancel_track(self, request_id: str) -> None:
+        self._read(CancelTrack(id=new_id(), target=request_id), "cancelling a track")
 
     def _read(self, msg: Any, what: str) -> None:
         self._post(("read", msg, what))

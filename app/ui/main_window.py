@@ -46,11 +46,13 @@ from PySide6.QtWidgets import (
 
 from app.document import EpisodeDocument
 from app.ui.browser import EpisodeBrowser
+from app.ui.draw_tool import DrawTool
 from app.ui.inspector import Inspector
 from app.ui.overlays import LAYER_TITLES, LAYERS, CameraOverlay, LayerToggles
 from app.ui.player import Player
 from app.ui.theme import THEMES, apply_theme
 from app.ui.timeline import Timeline
+from app.ui.tracking import TrackController
 from core.annotations import EpisodeAnnotation
 from core.dataset import Dataset
 from core.errors import RoboAnnotateError
@@ -266,6 +268,8 @@ class MainWindow(QMainWindow):
         }
         self._default_layout()
         self._status_bar()
+        self.draw = DrawTool(self, settings())  # B / T / C on the cameras
+        self.tracking = TrackController(self)  # Ctrl+T, progress, cancel, re-track on correction
         self._menus()
 
         for source in (self.doc, self.player, self.timeline):
@@ -450,6 +454,11 @@ class MainWindow(QMainWindow):
         self._action(m, "&Refresh episode list", self._request_episodes, "F5")
         for act in m.actions()[:3]:
             act.setEnabled(self.link is not None)
+
+        m = mb.addMenu("&Track")
+        self.draw.add_actions(m)
+        m.addSeparator()
+        self.tracking.add_actions(m)
 
         m = mb.addMenu("&Help")
         self._action(m, "&Keyboard shortcuts", self._show_keys, "F1")

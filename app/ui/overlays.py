@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.document import EpisodeDocument
-from core.annotations import BOX_KINDS, box_tracks, interpolate_box, interpolate_point
+from core.annotations import BOX_KINDS, TIME_EPS, box_tracks, interpolate_box, interpolate_point
+from core.tracks import is_tracked
 
 LAYERS = ("boxes", "trajectory", "contacts", "subtask")
 LAYER_TITLES = {
@@ -42,6 +43,8 @@ KIND_COLORS = {
     "gripper": QColor(230, 110, 255),
 }
 CONTACT_COLOR = QColor(255, 80, 80)
+# Where a tracker lost its target: drawn in this colour, for a person to place a keyframe.
+LOST_COLOR = QColor(255, 45, 45)
 # Trajectory points this close to the playhead (seconds) get a draggable handle.
 HANDLE_WINDOW_S = 0.35
 # Contacts this close to the playhead are drawn at full strength.
@@ -90,6 +93,8 @@ class BoxItem(QGraphicsRectItem):
         self.overlay, self.track = overlay, track
         self.keyframe = False
         self.selected = False
+        self.lost = False  # a tracker lost the target on this keyframe
+        self.tracked = False  # a tracker placed this keyframe
         self._mode: str | None = None
         self._press = QPointF()
         self._rect0 = QRectF()
@@ -103,11 +108,14 @@ class BoxItem(QGraphicsRectItem):
     def dragging(self) -> bool:
         return self._mode is not None
 
-    def place(self, rect: QRectF, keyframe: bool, selected: bool) -> None:
+    def place(
+        self, rect: QRectF, keyframe: bool, selected: bool, lost: bool = False, tracked: bool = False
+    ) -> None:
         if self.dragging:
             return
-        restyle = (keyframe, selected) != (self.keyframe, self.selected) or self._styled is None
-        self.keyframe, self.selected = keyframe, selected
+        look = (keyframe, selected, lost, tracked)
+        restyle = look != (self.keyframe, self.selected, self.lost, self.tracked) or self._styled is None
+        self.keyframe, self.selected, self.lost, self.tracked = look
         self.setRect(rect)
         if restyle:  # pens and text only when the look changes, not on every frame
             self._style()
@@ -123,11 +131,13 @@ class BoxItem(QGraphicsRectItem):
         self.label.setPos(x, y)
 
     def _style(self) -> None:
-        self._styled = (self.keyframe, self.selected)
-        color = QColor(KIND_COLORS.get(self.track[2], QColor(255, 255, 255)))
-        pen = QPen(color, 3.0 if self.selected else 2.0)
+        self._styled = (self.keyframe, self.selected, self.lost, self.tracked)
+        color = QColor(LOST_COLOR if self.lost else KIND_COLORS.get(self.track[2], QColor(255, 255, 255)))
+        pen = QPen(color, 3.0 if self.selected or self.lost else 2.0)
         pen.setCosmetic(True)
-        if not self.keyframe:
+        if self.lost:
+            pen.setStyle(Qt.PenStyle.DashDotLine)
+        elif not self.keyframe:
             pen.setStyle(Qt.PenStyle.DashLine)
             color.setAlpha(200)
             pen.setColor(color)
@@ -135,9 +145,13 @@ class BoxItem(QGraphicsRectItem):
         fill = QColor(color)
         fill.setAlpha(40 if self.keyframe else 18)
         self.setBrush(QBrush(fill))
-        self.label.set_text(
-            f"{self.track[1]} · {self.track[2]}{'' if self.keyframe else ' (interpolated)'}", color
-        )
+        if self.lost:
+            note = " · tracking lost here"
+        elif not self.keyframe:
+            note = " (interpolated)"
+        else:
+            note = " · tracked" if self.tracked else ""
+        self.label.set_text(f"{self.track[1]} · {self.track[2]}{note}", color)
 
     def _corner(self, pos: QPointF) -> str | None:
         tol = HANDLE_PX / _view_scale(self)
@@ -343,6 +357,7 @@ class CameraOverlay(QObject):
         self._handle_times: list[list[float]] = []  # per trajectory, its points' times (sorted)
         self._handle_shown: list[tuple[int, int]] = []  # per trajectory, the handles now visible
         self.traj_markers: list[QGraphicsEllipseItem] = []
+        self.lost_marks: list[tuple[float, QGraphicsEllipseItem]] = []  # (time, mark) where tracking stopped
         self.contacts: list[tuple[int, HandleItem]] = []
         self.name_item = NameItem()
         self.scene.addItem(self.name_item)
@@ -375,8 +390,14 @@ class CameraOverlay(QObject):
     # ------------------------------------------------------------ building
 
     def _clear(self) -> None:
-        for item in [*self.boxes.values(), *self.trajectories, *self.traj_markers]:
+        for item in [
+            *self.boxes.values(),
+            *self.trajectories,
+            *self.traj_markers,
+            *(m for _t, m in self.lost_marks),
+        ]:
             self.scene.removeItem(item)
+        self.lost_marks.clear()
         for handles in self.traj_handles:
             for hnd in handles:
                 self.scene.removeItem(hnd)
@@ -442,6 +463,19 @@ class CameraOverlay(QObject):
                 marker.setData(0, ti)
                 self.scene.addItem(marker)
                 self.traj_markers.append(marker)
+                for lt in traj.lost:
+                    pos = interpolate_point(traj.points, lt)
+                    mark = QGraphicsEllipseItem(-9, -9, 18, 18)
+                    mark.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+                    pen = QPen(LOST_COLOR, 2.5, Qt.PenStyle.DashLine)
+                    mark.setPen(pen)
+                    mark.setBrush(Qt.BrushStyle.NoBrush)
+                    mark.setZValue(36)
+                    mark.setToolTip(f"the tracker lost the gripper at {lt:.2f} s: place a point there (T)")
+                    if pos is not None:
+                        mark.setPos(pos[0] * w, pos[1] * h)
+                    self.scene.addItem(mark)
+                    self.lost_marks.append((lt, mark))
         if self.layers["contacts"]:
             for ci, c in enumerate(ann.contacts):
                 if c.camera != self.camera:
@@ -473,13 +507,19 @@ class CameraOverlay(QObject):
             ann.boxes[sel.index] if sel and sel.kind == "boxes" and sel.index < len(ann.boxes) else None
         )
         for track, item in self.boxes.items():
-            at = interpolate_box(self._tracks[track], t)
+            frames = self._tracks[track]
+            at = interpolate_box(frames, t)
             if at is None:
                 item.hide()
                 continue
             item.show()
+            kf = next((b for b in frames if abs(b.t - t) <= TIME_EPS), None) if at[1] else None
             item.place(
-                self._to_scene(at[0]), at[1], selected_box is not None and selected_box.track_key == track
+                self._to_scene(at[0]),
+                at[1],
+                selected_box is not None and selected_box.track_key == track,
+                lost=kf is not None and kf.lost,
+                tracked=kf is not None and is_tracked(kf.source),
             )
         for k, handles in enumerate(self.traj_handles):
             times = self._handle_times[k]
@@ -500,6 +540,8 @@ class CameraOverlay(QObject):
             if pos is not None:
                 w, h = self.size
                 marker.setPos(pos[0] * w, pos[1] * h)
+        for lt, mark in self.lost_marks:
+            mark.setVisible(abs(lt - t) <= HANDLE_WINDOW_S)
         for ci, hnd in self.contacts:
             near = abs(ann.contacts[ci].t - t) <= CONTACT_WINDOW_S
             hnd.setOpacity(1.0 if near else 0.35)

@@ -1,0 +1,262 @@
+"""The CPU trackers, keyframe sparsification and the propagation loop, on the demo's real video.
+
+Quality is checked against the demo's ground truth with margins far from the measured
+figures (bench/tracking.py measures them); speed is not checked here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("cv2", reason="the CPU tracker needs the 'track' extra (OpenCV)")
+
+from backend.tracking import TrackingError, make_track_engine
+from backend.tracking.job import TrackJob, run_track
+from backend.tracking.keyframes import sparsify
+from backend.tracking.propagate import Anchor, ArrayFrames, EpisodeFrames, track_gap
+from core.annotations import interpolate_box, interpolate_point
+from core.dataset import Dataset
+
+FRONT, TOP = "observation.images.front", "observation.images.top"
+
+
+@pytest.fixture(scope="module")
+def truth(demo_root):
+    return {
+        r["episode_index"]: r for r in json.loads((demo_root / "ground_truth.json").read_text())["episodes"]
+    }
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return make_track_engine("cpu")
+
+
+def _iou(a, b):
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+# ---------------------------------------------------------------- keyframes
+
+
+def test_sparsify_keeps_the_ends_of_a_straight_line_only():
+    frames = list(range(50))
+    line = [(10.0 + 2 * f, 20.0, 30.0 + 2 * f, 40.0) for f in frames]
+    assert sparsify(frames, line, "box", 1.0) == [0, 49]
+
+
+def test_sparsify_reproduces_every_frame_within_the_tolerance():
+    rng = np.random.default_rng(0)
+    frames = np.arange(300)
+    pts = np.cumsum(rng.normal(0, 3, size=(300, 2)), axis=0) + 100
+    keep = sparsify(frames, pts, "point", 2.0)
+    assert 2 < len(keep) < 300
+    rebuilt = [interpolate_point([(frames[i], *pts[i]) for i in keep], f) for f in frames]
+    assert np.max(np.linalg.norm(np.asarray(rebuilt) - pts, axis=1)) <= 2.0 + 1e-9
+
+
+def test_sparsify_never_bridges_a_hole_in_the_frames():
+    frames = [0, 1, 2, 10, 11, 12]
+    vals = [(float(f), 0.0) for f in frames]
+    assert {2, 3} <= set(sparsify(frames, vals, "point", 5.0))
+
+
+# ---------------------------------------------------------------- trackers on real video
+
+
+def test_box_track_follows_the_object_far_better_than_holding(demo_root, truth, engine):
+    ds = Dataset(demo_root)
+    ious, holds = [], []
+    for ep, cam in ((0, FRONT), (2, TOP), (4, FRONT)):
+        source = EpisodeFrames(ds, ep, cam)
+        gt = truth[ep]["boxes"][cam]
+        job = TrackJob(kind="box", camera=cam, fps=ds.fps, anchors=[(0.0, tuple(gt[0]))], label="object")
+        out = run_track(job, engine, source)
+        assert out.status == "ok" and out.frames == source.length - 1
+        assert all(
+            b.source == "tracker:cpu@1" and b.track_key == (cam, "object", "current") for b in out.boxes
+        )
+        # what is stored is sparse, and the stored keyframes are what gets scored
+        assert len(out.boxes) < source.length / 3
+        first = out.boxes[0].__class__(t=0.0, camera=cam, label="object", kind="current", xyxy=tuple(gt[0]))
+        stored = [first, *out.boxes]
+        for f, g in enumerate(gt):
+            ious.append(_iou(interpolate_box(stored, f / ds.fps)[0], g))
+            holds.append(_iou(gt[0], g))
+    assert np.mean(ious) > 0.6
+    assert np.mean(ious) > 1.6 * np.mean(holds)
+
+
+def test_point_track_follows_the_gripper_not_the_background(demo_root, truth, engine):
+    ds = Dataset(demo_root)
+    errs, holds = [], []
+    for ep, cam in ((0, FRONT), (1, TOP), (3, FRONT)):
+        source = EpisodeFrames(ds, ep, cam)
+        w, h = source.width, source.height
+        gt = np.asarray(truth[ep]["gripper"][cam]) * [w, h]
+        job = TrackJob(kind="point", camera=cam, fps=ds.fps, anchors=[(0.0, tuple(gt[0] / [w, h]))])
+        out = run_track(job, engine, source)
+        assert out.status == "ok"
+        pts = [(0.0, *(gt[0] / [w, h])), *out.points]
+        est = np.array([interpolate_point(pts, f / ds.fps) for f in range(len(gt))]) * [w, h]
+        errs += list(np.linalg.norm(est - gt, axis=1))
+        holds += list(np.linalg.norm(gt - gt[0], axis=1))
+    # the gripper moves a lot (hold is off by tens of pixels); the track stays on it
+    assert np.median(errs) < 0.25 * np.median(holds)
+    assert np.median(errs) < 12
+
+
+def test_two_anchors_meet_exactly_and_the_track_between_is_blended(demo_root, truth, engine):
+    ds = Dataset(demo_root)
+    source = EpisodeFrames(ds, 0, FRONT)
+    gt = truth[0]["boxes"][FRONT]
+    w, h = source.width, source.height
+    a, b = 20, 80
+    px = lambda v: tuple(np.asarray(v) * [w, h, w, h])  # noqa: E731
+    gap = track_gap(engine, "box", source, Anchor(a, px(gt[a])), Anchor(b, px(gt[b])))
+    assert gap.frames == list(range(a + 1, b))
+    # next to each anchor the blend is (nearly) that anchor's own run, so it starts and ends at the truth
+    assert _iou(np.asarray(gap.values[0]) / [w, h, w, h], gt[a + 1]) > 0.8
+    assert _iou(np.asarray(gap.values[-1]) / [w, h, w, h], gt[b - 1]) > 0.8
+
+
+def test_a_scene_cut_stops_the_track_and_flags_the_frame(demo_root, truth, engine):
+    ds = Dataset(demo_root)
+    one = [f for _i, f in EpisodeFrames(ds, 0, FRONT).forward(0, 30)]
+    other = [f for _i, f in EpisodeFrames(ds, 3, TOP).forward(100, 130)]
+    source = ArrayFrames(one + other, name="a cut at frame 30")
+    for kind, value in (
+        ("box", tuple(truth[0]["boxes"][FRONT][0])),
+        ("point", tuple(truth[0]["gripper"][FRONT][0])),
+    ):
+        job = TrackJob(kind=kind, camera=FRONT, fps=ds.fps, anchors=[(0.0, value)], label="object")
+        out = run_track(job, engine, source)
+        assert out.status == "partial", kind
+        assert len(out.lost) == 1 and round(out.lost[0] * ds.fps) in (30, 31), kind
+        assert out.frames < 31, kind  # nothing after the cut: it stopped instead of drifting
+        if kind == "box":
+            assert out.boxes[-1].lost and out.boxes[-1].t == out.lost[0]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ((0.5, 0.5, 0.5, 0.7), "the box has no size"),
+        ((0.6, 0.2, 0.4, 0.3), "the box has no size"),
+        ((1.2, 0.2, 1.5, 0.3), "the box is outside the frame"),
+        ((-0.5, -0.5, -0.1, -0.2), "the box is outside the frame"),
+    ],
+)
+def test_a_box_of_no_size_or_outside_the_frame_is_refused(value, message):
+    with pytest.raises(TrackingError, match=message):
+        TrackJob(kind="box", camera=FRONT, fps=30, anchors=[(0.0, value)], label="cube")
+
+
+def test_a_box_that_is_a_sliver_in_pixels_is_refused_before_tracking(demo_root, engine):
+    ds = Dataset(demo_root)
+    job = TrackJob(
+        kind="box", camera=FRONT, fps=ds.fps, anchors=[(0.0, (0.5, 0.5, 0.501, 0.6))], label="cube"
+    )
+    with pytest.raises(TrackingError, match="has no area inside the 320x240 frame"):
+        run_track(job, engine, EpisodeFrames(ds, 0, FRONT))
+
+
+def test_a_camera_the_episode_lacks_is_a_clear_error(demo_root):
+    with pytest.raises(
+        TrackingError, match=r"has no camera 'observation.images.wrist'.*observation.images.front"
+    ):
+        EpisodeFrames(Dataset(demo_root), 0, "observation.images.wrist")
+
+
+def test_a_keyframe_past_the_video_is_a_clear_error(demo_root, engine):
+    ds = Dataset(demo_root)
+    job = TrackJob(kind="point", camera=FRONT, fps=ds.fps, anchors=[(99.0, (0.5, 0.5))])
+    with pytest.raises(TrackingError, match="outside the video's"):
+        run_track(job, engine, EpisodeFrames(ds, 0, FRONT))
+
+
+def test_a_corrupt_video_keeps_the_track_up_to_the_last_good_frame(demo_copy, truth, engine):
+    path = demo_copy / "videos" / FRONT / "chunk-000" / "file-000.mp4"
+    ds = Dataset(demo_copy)
+    ep = 1
+    ref = ds.video(ep, FRONT)
+    # Cut the file in the middle of episode 1: its first frames decode, the rest cannot.
+    data = path.read_bytes()
+    files_end = ds.video(max(ds.episodes), FRONT).to_timestamp
+    mid = (ref.from_timestamp + ref.length / ds.fps / 2) / files_end
+    path.write_bytes(data[: int(len(data) * mid)])
+    ds = Dataset(demo_copy)
+    source = EpisodeFrames(ds, ep, FRONT)
+    gt = truth[ep]["boxes"][FRONT]
+    # forwards from the first frame, and backwards from the last (whose frame is gone)
+    job = TrackJob(
+        kind="box",
+        camera=FRONT,
+        fps=ds.fps,
+        anchors=[(0.0, tuple(gt[0])), ((source.length - 1) / ds.fps, tuple(gt[-1]))],
+        label="object",
+    )
+    out = run_track(job, engine, source)
+    assert out.status == "partial"
+    assert out.errors and "file-000.mp4" in " ".join(out.errors)
+    assert any("cannot be read" in e for e in out.errors)  # the last keyframe's own frame is gone
+    # Bytes are not time (keyframes and motion take more of them): the track stops somewhere past
+    # the middle, well before the end, and nothing after the last frame it tracked is made up.
+    assert 0 < out.frames < source.length - 30
+    assert out.boxes and max(b.t for b in out.boxes) <= (out.frames + 1) / ds.fps
+
+
+def test_a_cancelled_track_returns_what_was_tracked(demo_root, truth, engine):
+    import threading
+
+    ds = Dataset(demo_root)
+    source = EpisodeFrames(ds, 0, FRONT)
+    cancel = threading.Event()
+
+    def stop_at_40(done, total):
+        if done >= 40:
+            cancel.set()
+
+    job = TrackJob(
+        kind="box", camera=FRONT, fps=ds.fps, anchors=[(0.0, tuple(truth[0]["boxes"][FRONT][0]))], label="o"
+    )
+    out = run_track(job, engine, source, cancel, stop_at_40)
+    assert out.status == "cancelled"
+    assert 38 <= out.frames <= 41
+    assert out.boxes and out.boxes[-1].t <= 41 / ds.fps
+
+
+def test_on_a_moving_camera_the_point_stays_on_what_moves_with_it(demo_root, engine):
+    """A wrist camera: the scene flows past while the gripper stays put in the image. The point
+    placed on the gripper must stay with it, not flow away with the scene."""
+    ds = Dataset(demo_root)
+    scene = next(EpisodeFrames(ds, 0, TOP).forward(0, 1))[1]
+    gripper = next(EpisodeFrames(ds, 0, FRONT).forward(0, 1))[1][60:120, 130:200]  # a textured patch
+    frames = []
+    for k in range(40):
+        frame = np.ascontiguousarray(np.roll(scene, shift=(2 * k, 3 * k), axis=(0, 1)))  # the scene flows
+        frame[90:150, 120:190] = gripper  # the gripper does not move in the image
+        frames.append(frame)
+    source = ArrayFrames(frames)
+    start = (155.0 / 320, 120.0 / 240)  # on the gripper patch
+    job = TrackJob(kind="point", camera=TOP, fps=ds.fps, anchors=[(0.0, start)])
+    out = run_track(job, engine, source)
+    assert out.status == "ok"
+    end = np.asarray(interpolate_point([(0.0, *start), *out.points], 39 / ds.fps)) * [320, 240]
+    assert np.hypot(*(end - [155.0, 120.0])) < 4.0  # the scene moved 78 px by then
+    # ... and a point placed on the scene flows with the scene (so the test above is not a tracker
+    # that just stands still), as long as it does not run into the gripper
+    on_scene = (20.0 / 320, 20.0 / 240)
+    job = TrackJob(kind="point", camera=TOP, fps=ds.fps, anchors=[(0.0, on_scene)])
+    out = run_track(job, engine, ArrayFrames(frames[:21]))
+    end = np.asarray(interpolate_point([(0.0, *on_scene), *out.points], 20 / ds.fps)) * [320, 240]
+    assert np.hypot(*(end - [20.0 + 3 * 20, 20.0 + 2 * 20])) < 3.0
