@@ -33,13 +33,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.engines.base import Engine, EpisodeJob, Prediction
-from core.annotations import EpisodeAnnotation, Segment, repair_cover
+from core.annotations import ITEM_FIELDS, EpisodeAnnotation, Segment, repair_cover
 from core.protocol import ModelInfo
+from core.vlm import tasks as vlm_tasks
 from core.vlm.parse import ParseResult, parse_answer
 from core.vlm.samples import (
     DESCRIBE,
-    KIND_TASKS,
-    TASK_KIND,
     Sample,
     SampleConfig,
     build_inference_requests,
@@ -52,23 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
-
-# Token budget per task: enough for a well-formed answer, no more.
-TASK_TOKENS: dict[str, int] = {
-    DESCRIBE: 256,
-    "segmentation": 384,
-    "box_current": 96,
-    "box_final": 96,
-    "box_contact": 96,
-    "gripper": 64,
-    "trajectory": 192,
-    "trajectory_from_start": 192,
-    "contact_point": 64,
-    "qa_choice": 256,
-    "qa_open": 192,
-    "dialogue": 160,
-}
+KINDS: tuple[str, ...] = ITEM_FIELDS
 # Confidence lost per repair the parser had to make (sloppy output deserves a look).
 REPAIR_PENALTY = 0.9
 
@@ -108,7 +91,7 @@ def confidence_from_logprobs(logprobs: Sequence[float]) -> float | None:
 class VLMOptions:
     """Options every VLM engine takes (besides the sample layer's, see `SampleConfig`)."""
 
-    # Caps every task's token budget (TASK_TOKENS) when set.
+    # Caps every task's token budget (its `max_tokens`, core.vlm.tasks) when set.
     max_new_tokens: int | None = None
     # Snap segment boundaries to gripper close/open events within this many seconds (0: off).
     snap_to_gripper_s: float = 0.0
@@ -326,7 +309,8 @@ class VLMEngine(Engine):
     # ------------------------------------------------------------ shared flow
 
     def budget(self, task: str) -> int:
-        n = TASK_TOKENS.get(task, 256)
+        known = vlm_tasks.REGISTRY.get(task)
+        n = known.max_tokens if known is not None else 256
         cap = self.vlm_options.max_new_tokens
         return min(n, cap) if cap else n
 
@@ -344,7 +328,7 @@ class VLMEngine(Engine):
             self._reader = None
 
     def _context(self, job: EpisodeJob, tasks: Sequence[str]) -> EpisodeAnnotation | None:
-        needs = {"box_contact", "contact_point", "dialogue"} & set(tasks)
+        needs = any(vlm_tasks.get(t).needs_context for t in tasks)
         if not needs or self.vlm_options.context == "none":
             return None
         from backend.engines.kinematic import KinematicEngine
@@ -355,12 +339,13 @@ class VLMEngine(Engine):
     def _prepare(self, job: EpisodeJob) -> _EpisodeWork:
         work = _EpisodeWork(job)
         try:
-            unknown = [k for k in job.kinds if k not in KIND_TASKS]
+            kind_tasks = vlm_tasks.kind_tasks()
+            unknown = [k for k in job.kinds if k not in kind_tasks]
             if unknown:
                 raise ValueError(
                     f"kinds {unknown}: the {self.engine_name} engine predicts {list(self.kinds)}"
                 )
-            tasks = [t for k in job.kinds for t in KIND_TASKS[k]]
+            tasks = [t for k in job.kinds for t in kind_tasks[k]]
             cfg = self.sample_config
             if job.options:
                 merged = {**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, **job.options}
@@ -475,7 +460,7 @@ class VLMEngine(Engine):
             if s.task == "segmentation":
                 windows.append((tuple(s.meta["window"]), r.items))  # type: ignore[arg-type]
             else:
-                items[TASK_KIND[s.task]].extend(r.items)
+                items[vlm_tasks.get(s.task).kind].extend(r.items)  # type: ignore[index]
         wanted = [s for s in work.samples if s.task != DESCRIBE]
         failed = {sid: err for sid, err in work.failures.items() if any(s.id == sid for s in wanted)}
         notes: dict[str, Any] = dict(work.notes)
