@@ -4,7 +4,7 @@ Real VLM answers are rarely clean JSON: Qwen wraps it in ```json fences and
 prose, LLaVA writes Python lists with single quotes, both leave trailing commas
 and stop mid-list when the token budget runs out. This module finds the value,
 keeps only the complete elements of a truncated one (a half-written number is
-not a number), and repairs the syntax.
+not a number), and leaves the syntax repairs to the `json_repair` library.
 Every repair is named in the list it returns, so a caller can trust clean
 answers more than repaired ones.
 """
@@ -15,6 +15,8 @@ import ast
 import json
 import re
 from typing import Any
+
+import json_repair
 
 
 class Unparseable(ValueError):
@@ -62,36 +64,36 @@ def _scan(text: str, start: int) -> tuple[int | None, tuple[int, tuple[str, ...]
     return None, cut
 
 
-_TRAILING_COMMA = re.compile(r",(\s*[\]}])")
-_PY_CONST = re.compile(r"\b(True|False|None)\b")
+_TRAILING_COMMA = re.compile(r",\s*[\]}]")
+_PY_WORDS = re.compile(r"'|\b(?:True|False|None)\b")
 
 
 def _loads(s: str, repairs: list[str]) -> Any:
-    """json.loads with the usual repairs: trailing commas, Python literals."""
+    """A bracketed text as a value: strict JSON, else a Python literal, else json_repair's reading.
+
+    A Python literal (LLaVA's usual answer: single quotes, True/None, trailing
+    commas) goes through `ast.literal_eval` first because it reads one exactly,
+    where json_repair 0.64 keeps a stray quote in a single-quoted string that
+    holds a bracket ('open[?' becomes "open[?'").
+    """
     try:
         return json.loads(s)
     except json.JSONDecodeError:
         pass
-    fixed = _TRAILING_COMMA.sub(r"\1", s)
-    if fixed != s:
-        try:
-            value = json.loads(fixed)
-            repairs.append("removed trailing commas")
-            return value
-        except json.JSONDecodeError:
-            pass
     try:
-        value = ast.literal_eval(fixed)
-        repairs.append("read a Python literal (single quotes / True / None)")
-        return value
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        pass
-    js = _PY_CONST.sub(lambda m: {"True": "true", "False": "false", "None": "null"}[m.group(1)], fixed)
-    try:
-        value = json.loads(js)
-    except json.JSONDecodeError as exc:
-        raise Unparseable(f"malformed JSON ({exc.msg} at character {exc.pos})") from None
-    repairs.append("converted Python constants to JSON")
+        value = ast.literal_eval(s)
+        only_commas = _TRAILING_COMMA.search(s) and not _PY_WORDS.search(s)
+        note = (
+            "removed trailing commas"
+            if only_commas
+            else "read a Python literal (single quotes / True / None)"
+        )
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        value = json_repair.loads(s, skip_json_loads=True)
+        note = "repaired malformed JSON (missing or extra commas, quotes or brackets)"
+    if not isinstance(value, list | dict):
+        raise Unparseable(f"malformed JSON that could not be repaired: {s[:80]!r}")
+    repairs.append(note)
     return value
 
 
