@@ -13,13 +13,21 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from core.annotations import EpisodeAnnotation, frame_at, snap_time
 from core.dataset import Dataset
 from core.vlm.config import SampleConfig
 from core.vlm.coords import Family, family, model_image_size
 from core.vlm.frames import fit_size, sheet_grid
+
+
+class _OnFrame(Protocol):
+    camera: str
+    t: float
+
+
+_Framed = TypeVar("_Framed", bound=_OnFrame)
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,14 @@ class SampleBuilder:
     def last(self) -> float:
         """The time of the episode's last frame."""
         return self.t(self.duration)
+
+    def by_frame(self, items: Iterable[_Framed]) -> list[tuple[str, float, list[_Framed]]]:
+        """Items on the sampled cameras grouped by (camera, frame time), in that order."""
+        groups: dict[tuple[str, float], list[_Framed]] = {}
+        for x in items:
+            if x.camera in self.cameras:
+                groups.setdefault((x.camera, self.t(x.t)), []).append(x)
+        return [(cam, t, xs) for (cam, t), xs in sorted(groups.items(), key=lambda kv: kv[0])]
 
     def frame_spec(self, camera: str, t: float) -> ImageSpec:
         """A single frame at `t`, at the size the family's resize gives it."""

@@ -64,11 +64,8 @@ class BoxTask(Task):
         return out
 
     def samples(self, b: SampleBuilder, ann: EpisodeAnnotation) -> list[Sample]:
-        groups: dict[tuple[str, float], list[Box]] = {}
-        for bx in ann.boxes:
-            if bx.kind == self.box_kind and bx.camera in b.cameras:
-                groups.setdefault((bx.camera, b.t(bx.t)), []).append(bx)
-        return [self.make(b, cam, t, boxes) for (cam, t), boxes in sorted(groups.items())]
+        mine = [x for x in ann.boxes if x.kind == self.box_kind]
+        return [self.make(b, cam, t, boxes) for cam, t, boxes in b.by_frame(mine)]
 
     def read(
         self, raw: str, meta: dict[str, Any], repairs: list[str], source: str, confidence: float | None

@@ -43,11 +43,8 @@ class QATask(Task):
         return [self.make(b, camera, b.t(b.duration / 2))]
 
     def samples(self, b: SampleBuilder, ann: EpisodeAnnotation) -> list[Sample]:
-        groups: dict[tuple[str, float], list[QA]] = {}
-        for q in ann.qa:
-            if q.kind == self.qa_kind and q.camera in b.cameras:
-                groups.setdefault((q.camera, b.t(q.t)), []).append(q)
-        return [self.make(b, cam, t, qs) for (cam, t), qs in sorted(groups.items())]
+        mine = [q for q in ann.qa if q.kind == self.qa_kind]
+        return [self.make(b, cam, t, qs) for cam, t, qs in b.by_frame(mine)]
 
     def choices(self, row: dict, answer: str, repairs: list[str]) -> tuple[list[str], str] | None:
         """(choices, answer) of one question; None drops it. Open questions have no choices."""

@@ -38,11 +38,7 @@ class ContactPoint(Task):
         return [s]
 
     def samples(self, b: SampleBuilder, ann: EpisodeAnnotation) -> list[Sample]:
-        groups: dict[tuple[str, float], list[Contact]] = {}
-        for c in ann.contacts:
-            if c.camera in b.cameras:
-                groups.setdefault((c.camera, b.t(c.t)), []).append(c)
-        return [self.make(b, cam, t, cs) for (cam, t), cs in sorted(groups.items())]
+        return [self.make(b, cam, t, cs) for cam, t, cs in b.by_frame(ann.contacts)]
 
     def items(
         self, value: Any, meta: dict[str, Any], repairs: list[str], source: str, confidence: float | None

@@ -36,11 +36,8 @@ class BoxCount(Task):
         return [self.make(b, camera, b.t(b.duration / 2))]
 
     def samples(self, b: SampleBuilder, ann: EpisodeAnnotation) -> list[Sample]:
-        groups: dict[tuple[str, float], list[Box]] = {}
-        for bx in ann.boxes:
-            if bx.kind == "current" and bx.camera in b.cameras:
-                groups.setdefault((bx.camera, b.t(bx.t)), []).append(bx)
-        return [self.make(b, cam, t, boxes) for (cam, t), boxes in sorted(groups.items())]
+        current = [x for x in ann.boxes if x.kind == "current"]
+        return [self.make(b, cam, t, boxes) for cam, t, boxes in b.by_frame(current)]
 
     def items(
         self, value: Any, meta: dict[str, Any], repairs: list[str], source: str, confidence: float | None
