@@ -22,6 +22,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from core.annotations import (
     HUMAN_PREFIX,
+    ITEM_FIELDS,
     QA,
     Box,
     Contact,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 # Quiet time after the last edit before it is submitted: a drag or typing burst is one correction.
 SUBMIT_DELAY_MS = 500
 # Kinds a model suggestion can bring; accepting it replaces the ones it has.
-SUGGESTION_FIELDS = ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
+SUGGESTION_FIELDS = ITEM_FIELDS
 NEW_SEGMENT_NAME = "subtask"
 
 

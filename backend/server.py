@@ -35,7 +35,7 @@ from backend.review_queue import Candidate, rank
 from backend.security import CurveServer
 from backend.track_service import TrackRequestError, TrackService
 from backend.writer import StoreWriter
-from core.annotations import EpisodeAnnotation
+from core.annotations import CAMERA_FIELDS, EpisodeAnnotation
 from core.dataset import Dataset
 from core.errors import DatasetError
 from core.protocol import (
@@ -136,7 +136,7 @@ def validate_for_dataset(ann: EpisodeAnnotation, ds: Dataset) -> None:
     if abs(ann.fps - ds.fps) > 1e-6:
         raise RequestError("invalid", f"annotation.fps = {ann.fps}: the dataset runs at {ds.fps:g} fps")
     cams = set(ds.cameras)
-    for name in ("boxes", "trajectories", "contacts", "qa"):
+    for name in CAMERA_FIELDS:
         for i, item in enumerate(getattr(ann, name)):
             if item.camera not in cams:
                 raise RequestError(

@@ -234,7 +234,11 @@ class QA(Provenance, kw_only=True):
         self._check_provenance("QA")
 
 
+# The item kinds of an episode: the EpisodeAnnotation fields that hold lists of items. The one
+# definition; the protocol, the engines and the app import it.
 ITEM_FIELDS: tuple[str, ...] = ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
+# The item kinds that sit on one camera's image (their items have a `camera`).
+CAMERA_FIELDS: tuple[str, ...] = ("boxes", "trajectories", "contacts", "qa")
 
 
 class EpisodeAnnotation(msgspec.Struct, kw_only=True):

@@ -23,7 +23,7 @@ from core.errors import ProtocolError
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 8 * 2**20
-ANNOTATION_KINDS = ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
+ANNOTATION_KINDS = ITEM_FIELDS
 PATCHABLE_FIELDS = (*ITEM_FIELDS, "review", "uncertainty", "task")
 
 ErrorCode = Literal[

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.document import EpisodeDocument
-from core.annotations import BOX_KINDS, QA_KINDS, RESPONSE_TYPES, SCENARIO_TYPES
+from core.annotations import BOX_KINDS, ITEM_FIELDS, QA_KINDS, RESPONSE_TYPES, SCENARIO_TYPES
 
 REVIEW_TEXT = {"unreviewed": "not reviewed", "in_review": "in review", "accepted": "accepted ✓"}
 
@@ -314,11 +314,7 @@ class Inspector(QScrollArea):
         sugg = self.doc.suggestion
         self.sugg_box.setVisible(sugg is not None)
         if sugg is not None:
-            kinds = ", ".join(
-                f"{len(getattr(sugg, k))} {k}"
-                for k in ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
-                if getattr(sugg, k)
-            )
+            kinds = ", ".join(f"{len(getattr(sugg, k))} {k}" for k in ITEM_FIELDS if getattr(sugg, k))
             origin = f" ({sugg.origin})" if sugg.origin else ""
             self.sugg_text.setText(
                 f"{sugg.model or 'the model'}{origin} predicted {kinds or 'nothing'} after this episode was edited. "

@@ -3,10 +3,12 @@
 Images go as base64 PNG data URLs, already at the size the model sees, so a Qwen
 server's own resize is the identity and pixel coordinates mean what the prompt
 said. Requests run on a bounded thread pool (`concurrency`), spread round-robin
-over several `base_urls`; a timeout, a connection failure, a 429 or a 5xx is
-retried with exponential backoff (honouring Retry-After) on the next server, up
-to `retries` times; other errors (400, 401, 404) are final for that request.
-Token log-probabilities come back with `logprobs: true`.
+over several `base_urls`. Transient failures (a timeout, a connection failure,
+408, 409, 429, 5xx) are retried `retries` times by the openai client itself, with
+its exponential backoff and jitter, honouring Retry-After; when a server still
+fails, the request moves on to the next server (each in turn, once). Other
+errors (400, 401, 404) are final for that request. Token log-probabilities come
+back with `logprobs: true`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ import base64
 import io
 import itertools
 import logging
-import random
 import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -96,8 +96,6 @@ class OpenAIEngine(VLMEngine):
         concurrency: int = 8,
         timeout_s: float = 120.0,
         retries: int = 4,
-        backoff_s: float = 1.0,
-        max_backoff_s: float = 30.0,
         family: str | None = None,
         version: str = "",
         **options: Any,
@@ -112,17 +110,16 @@ class OpenAIEngine(VLMEngine):
         for name, v in (("concurrency", concurrency), ("retries", retries + 1)):
             if v < 1:
                 raise ValueError(f"{name} = {v}: must be >= 1")
-        if timeout_s <= 0 or backoff_s < 0:
-            raise ValueError(f"timeout_s = {timeout_s}, backoff_s = {backoff_s}: must be > 0 and >= 0")
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s = {timeout_s}: must be > 0")
         self._openai = openai
-        # Retries are ours (to move to the next server), so the client's own are off.
+        # Each server's client retries its own transient failures (backoff, Retry-After).
         self.clients = [
-            openai.OpenAI(base_url=u, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=0)
+            openai.OpenAI(base_url=u, api_key=api_key or "EMPTY", timeout=timeout_s, max_retries=retries)
             for u in urls
         ]
         self.base_urls = urls
         self.concurrency, self.retries = concurrency, retries
-        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
         self._next = itertools.count()
         self._rr_lock = threading.Lock()
         self.model = model or self._served_model()
@@ -136,7 +133,7 @@ class OpenAIEngine(VLMEngine):
         errors = []
         for client, url in zip(self.clients, self.base_urls, strict=True):
             try:
-                models = client.models.list()
+                models = client.with_options(max_retries=0).models.list()
                 if models.data:
                     return models.data[0].id
             except self._openai.OpenAIError as exc:
@@ -145,43 +142,34 @@ class OpenAIEngine(VLMEngine):
             "openai engine: no --model given and no server listed one (" + "; ".join(errors) + ")"
         )
 
-    def _client(self) -> tuple[Any, str]:
+    def _first(self) -> int:
+        """The server a new request starts at (round-robin)."""
         with self._rr_lock:
-            i = next(self._next) % len(self.clients)
-        return self.clients[i], self.base_urls[i]
+            return next(self._next) % len(self.clients)
 
-    def _retryable(self, exc: Exception) -> bool:
+    def _transient(self, exc: Exception) -> bool:
+        """A failure the client retries (and gave up on): worth another server."""
         o = self._openai
-        if isinstance(exc, o.APITimeoutError | o.APIConnectionError | o.RateLimitError):
+        if isinstance(exc, o.APIConnectionError):  # timeouts too
             return True
-        return isinstance(exc, o.APIStatusError) and exc.status_code >= 500
-
-    def _wait(self, attempt: int, exc: Exception) -> float:
-        retry_after = None
-        resp = getattr(exc, "response", None)
-        if resp is not None:
-            try:
-                retry_after = float(resp.headers.get("retry-after", ""))
-            except (TypeError, ValueError):
-                retry_after = None
-        base = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-        delay = retry_after if retry_after is not None else base * (0.5 + random.random() / 2)
-        return min(self.max_backoff_s, max(0.0, delay))
+        return isinstance(exc, o.APIStatusError) and (
+            exc.status_code in (408, 409, 429) or exc.status_code >= 500
+        )
 
     def _one(self, req: GenRequest) -> Generation:
         body = chat_request(req, self.model)
+        first, n = self._first(), len(self.clients)
         last = ""
-        for attempt in range(self.retries + 1):
-            client, url = self._client()
+        for k in range(n):
+            i = (first + k) % n
             try:
-                return read_choice(client.chat.completions.create(**body))
+                return read_choice(self.clients[i].chat.completions.create(**body))
             except self._openai.OpenAIError as exc:
-                last = f"{url}: {type(exc).__name__}: {exc}"
-                if not self._retryable(exc) or attempt == self.retries:
+                last = f"{self.base_urls[i]}: {type(exc).__name__}: {exc}"
+                if not self._transient(exc):
                     break
-                delay = self._wait(attempt, exc)
-                log.warning("%s; retry %d/%d in %.2fs", last, attempt + 1, self.retries, delay)
-                time.sleep(delay)
+                if k + 1 < n:
+                    log.warning("%s after %d retries; trying the next server", last, self.retries)
         return Generation(error=last)
 
     def generate(self, requests: Sequence[GenRequest]) -> list[Generation]:

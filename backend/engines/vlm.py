@@ -9,7 +9,8 @@ how to turn a batch of `GenRequest`s into texts and token log-probabilities
   batch across episodes;
 - segmentation is two passes (describe, then segment with the description), in
   windows for long episodes, stitched into one gap-free cover;
-- boundaries can snap to the kinematic engine's gripper events;
+- boundaries can snap to the kinematic engine's gripper events (both in
+  backend.engines.vlm_segments);
 - each answer is parsed with repair (core.vlm.parse); the prediction's
   uncertainty comes from the model's own token log-probabilities.
 
@@ -21,7 +22,6 @@ raises out of `predict`.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import math
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backend.engines.base import Engine, EpisodeJob, Prediction
-from core.annotations import EpisodeAnnotation, Segment, repair_cover
+from backend.engines.vlm_segments import gripper_events, snap_boundaries, stitch_windows
+from core.annotations import ITEM_FIELDS, EpisodeAnnotation, Segment
 from core.protocol import ModelInfo
+from core.vlm import tasks as vlm_tasks
 from core.vlm.parse import ParseResult, parse_answer
 from core.vlm.samples import (
     DESCRIBE,
-    KIND_TASKS,
-    TASK_KIND,
     Sample,
     SampleConfig,
     build_inference_requests,
@@ -52,23 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KINDS: tuple[str, ...] = ("segments", "boxes", "trajectories", "contacts", "dialogue", "qa")
-
-# Token budget per task: enough for a well-formed answer, no more.
-TASK_TOKENS: dict[str, int] = {
-    DESCRIBE: 256,
-    "segmentation": 384,
-    "box_current": 96,
-    "box_final": 96,
-    "box_contact": 96,
-    "gripper": 64,
-    "trajectory": 192,
-    "trajectory_from_start": 192,
-    "contact_point": 64,
-    "qa_choice": 256,
-    "qa_open": 192,
-    "dialogue": 160,
-}
+KINDS: tuple[str, ...] = ITEM_FIELDS
 # Confidence lost per repair the parser had to make (sloppy output deserves a look).
 REPAIR_PENALTY = 0.9
 
@@ -108,7 +92,7 @@ def confidence_from_logprobs(logprobs: Sequence[float]) -> float | None:
 class VLMOptions:
     """Options every VLM engine takes (besides the sample layer's, see `SampleConfig`)."""
 
-    # Caps every task's token budget (TASK_TOKENS) when set.
+    # Caps every task's token budget (its `max_tokens`, core.vlm.tasks) when set.
     max_new_tokens: int | None = None
     # Snap segment boundaries to gripper close/open events within this many seconds (0: off).
     snap_to_gripper_s: float = 0.0
@@ -167,101 +151,6 @@ def checkpoint_card(path: str) -> tuple[int | None, dict[str, float], str]:
 def model_name(path: str) -> str:
     """What the provenance calls a model: the checkpoint directory's or hub id's last part."""
     return Path(path.rstrip("/")).name or path
-
-
-# ---------------------------------------------------------------- stitching and snapping
-
-
-def stitch_windows(
-    parts: Sequence[tuple[tuple[float, float], list[Segment]]], duration: float, fps: float
-) -> list[Segment]:
-    """One gap-free cover of [0, duration] from per-window covers.
-
-    Where two windows overlap, the cut goes where both put a boundary (the closest
-    pair within the overlap), else at the overlap's middle; a subtask split only by
-    the cut is joined again.
-    """
-    parts = sorted((w, segs) for w, segs in parts if segs)
-    if not parts:
-        return []
-    # Per pair of neighbours: where the earlier window stops and the later one takes over.
-    cuts: list[tuple[float, float]] = []
-    for (wa, sa), (wb, sb) in itertools.pairwise(parts):
-        lo, hi = wb[0], wa[1]
-        mid = (lo + hi) / 2
-        ba = [s.end for s in sa[:-1] if lo <= s.end <= hi]
-        bb = [s.start for s in sb[1:] if lo <= s.start <= hi]
-        pairs = sorted((abs(x - y), x, y) for x in ba for y in bb)
-        if pairs and pairs[0][0] <= max(1.0, 0.25 * (hi - lo)):
-            cuts.append((pairs[0][1], pairs[0][2]))
-        else:
-            cuts.append((mid, mid))
-    starts = [0.0] + [c[1] for c in cuts]
-    ends = [c[0] for c in cuts] + [duration]
-    out: list[Segment] = []
-    for (_, segs), a, b in zip(parts, starts, ends, strict=True):
-        for s in segs:
-            s0, s1 = max(s.start, a), min(s.end, b)
-            if s1 - s0 <= 1e-6:
-                continue
-            if out and out[-1].name == s.name and abs(out[-1].end - s0) < 0.5:
-                prev = out.pop()
-                conf = _min_conf(prev.confidence, s.confidence)
-                out.append(Segment(name=s.name, start=prev.start, end=s1, source=s.source, confidence=conf))
-            else:
-                out.append(Segment(name=s.name, start=s0, end=s1, source=s.source, confidence=s.confidence))
-    return repair_cover(out, duration, fps)
-
-
-def _min_conf(a: float | None, b: float | None) -> float | None:
-    vals = [x for x in (a, b) if x is not None]
-    return min(vals) if vals else None
-
-
-def gripper_events(job: EpisodeJob) -> list[float]:
-    """Times (s) where the gripper starts and finishes closing or opening, from the kinematic engine."""
-    from backend.engines.kinematic import KinematicOptions, find_gripper, gripper_transitions
-
-    ds = job.dataset
-    sig = ds.signals(job.episode)
-    fps = float(ds.fps)
-    if len(sig) < 8:
-        return []
-    grip, _ = find_gripper(sig, fps, KinematicOptions().shape_threshold)
-    if grip is None:
-        return []
-    trans, _, _ = gripper_transitions(sig.channels[grip.feature][:, grip.dim], fps, grip.confidence)
-    return sorted({t.start / fps for t in trans} | {t.end / fps for t in trans})
-
-
-def snap_boundaries(
-    segments: list[Segment], events: Sequence[float], tolerance: float, duration: float, fps: float
-) -> tuple[list[Segment], int]:
-    """Move each inner boundary to the nearest gripper event within `tolerance`; keep order.
-
-    Returns the new cover and how many boundaries moved.
-    """
-    if len(segments) < 2 or not events or tolerance <= 0:
-        return segments, 0
-    bounds = [s.end for s in segments[:-1]]
-    moved = 0
-    new = []
-    for i, b in enumerate(bounds):
-        near = min(events, key=lambda e: abs(e - b))
-        lo = new[-1] if new else 0.0
-        hi = bounds[i + 1] if i + 1 < len(bounds) else duration
-        if abs(near - b) <= tolerance and lo < near < hi and abs(near - b) > 1e-9:
-            new.append(near)
-            moved += 1
-        else:
-            new.append(b)
-    edges = [0.0, *new, duration]
-    out = [
-        Segment(name=s.name, start=a, end=z, source=s.source, confidence=s.confidence)
-        for s, a, z in zip(segments, edges[:-1], edges[1:], strict=True)
-        if z - a > 1e-6
-    ]
-    return repair_cover(out, duration, fps), moved
 
 
 # ---------------------------------------------------------------- the engine
@@ -326,7 +215,8 @@ class VLMEngine(Engine):
     # ------------------------------------------------------------ shared flow
 
     def budget(self, task: str) -> int:
-        n = TASK_TOKENS.get(task, 256)
+        known = vlm_tasks.REGISTRY.get(task)
+        n = known.max_tokens if known is not None else 256
         cap = self.vlm_options.max_new_tokens
         return min(n, cap) if cap else n
 
@@ -344,7 +234,7 @@ class VLMEngine(Engine):
             self._reader = None
 
     def _context(self, job: EpisodeJob, tasks: Sequence[str]) -> EpisodeAnnotation | None:
-        needs = {"box_contact", "contact_point", "dialogue"} & set(tasks)
+        needs = any(vlm_tasks.get(t).needs_context for t in tasks)
         if not needs or self.vlm_options.context == "none":
             return None
         from backend.engines.kinematic import KinematicEngine
@@ -355,12 +245,13 @@ class VLMEngine(Engine):
     def _prepare(self, job: EpisodeJob) -> _EpisodeWork:
         work = _EpisodeWork(job)
         try:
-            unknown = [k for k in job.kinds if k not in KIND_TASKS]
+            kind_tasks = vlm_tasks.kind_tasks()
+            unknown = [k for k in job.kinds if k not in kind_tasks]
             if unknown:
                 raise ValueError(
                     f"kinds {unknown}: the {self.engine_name} engine predicts {list(self.kinds)}"
                 )
-            tasks = [t for k in job.kinds for t in KIND_TASKS[k]]
+            tasks = [t for k in job.kinds for t in kind_tasks[k]]
             cfg = self.sample_config
             if job.options:
                 merged = {**{f: getattr(cfg, f) for f in cfg.__dataclass_fields__}, **job.options}
@@ -475,7 +366,7 @@ class VLMEngine(Engine):
             if s.task == "segmentation":
                 windows.append((tuple(s.meta["window"]), r.items))  # type: ignore[arg-type]
             else:
-                items[TASK_KIND[s.task]].extend(r.items)
+                items[vlm_tasks.get(s.task).kind].extend(r.items)  # type: ignore[index]
         wanted = [s for s in work.samples if s.task != DESCRIBE]
         failed = {sid: err for sid, err in work.failures.items() if any(s.id == sid for s in wanted)}
         notes: dict[str, Any] = dict(work.notes)

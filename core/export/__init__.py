@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from core.annotations import CAMERA_FIELDS
 from core.errors import RoboAnnotateError
 from core.export.report import ExportError, ExportReport, Progress
 
@@ -85,7 +86,7 @@ def _check_annotation(
         )
     cameras = set(ds.cameras)
     kept: dict[str, list] = {}
-    for name in ("boxes", "trajectories", "contacts", "qa"):
+    for name in CAMERA_FIELDS:
         items = getattr(ann, name)
         kept[name] = [item for item in items if item.camera in cameras]
         for i, item in enumerate(items):

@@ -166,7 +166,7 @@ def servers(n: int = 1, **kw: Any) -> Iterator[list[ChatServer]]:
 
 
 def engine(urls: list[str], **kw: Any) -> OpenAIEngine:
-    opts = {"model": "qwen2.5-vl-3b", "timeout_s": 5.0, "retries": 3, "backoff_s": 0.01, **SMALL, **kw}
+    opts = {"model": "qwen2.5-vl-3b", "timeout_s": 5.0, "retries": 3, **SMALL, **kw}
     return make_engine("openai", base_urls=urls, **opts)  # type: ignore[return-value]
 
 

@@ -277,6 +277,21 @@ def test_extract_json_repairs() -> None:
     assert extract_json("It's here: {'ok': True, 'v': None}")[0] == {"ok": True, "v": None}
 
 
+def test_extract_json_repairs_missing_commas_and_unquoted_keys() -> None:
+    value, repairs = extract_json(
+        '[{"bbox_2d": [10, 10, 50, 50] "label": "cup"}, {label: "bowl", "bbox_2d": [1, 2, 3, 4]}]'
+    )
+    assert value == [
+        {"bbox_2d": [10, 10, 50, 50], "label": "cup"},
+        {"label": "bowl", "bbox_2d": [1, 2, 3, 4]},
+    ]
+    assert any("repaired malformed JSON" in r for r in repairs)
+    # A Python literal is read exactly, brackets inside its single-quoted strings included.
+    value, repairs = extract_json("[{'question': 'Is it open[?', 'answer': 'yes'}]")
+    assert value == [{"question": "Is it open[?", "answer": "yes"}]
+    assert any("Python literal" in r for r in repairs)
+
+
 @pytest.mark.parametrize(
     ("text", "secs"), [(1.5, 1.5), ("2", 2.0), ("2.25s", 2.25), ("0:03.5", 3.5), ("01:02:03", 3723.0)]
 )
