@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from backend.handling import RequestError
 from backend.tracking import TRACK_ENGINES, TrackEngine, TrackingError, make_track_engine
 from backend.tracking.job import TrackJob, run_track, total_frames
 from backend.tracking.propagate import EpisodeFrames
@@ -32,12 +33,8 @@ log = logging.getLogger("robo.backend.track")
 PROGRESS_EVERY_S = 0.1
 
 
-class TrackRequestError(Exception):
-    """A track request the server refuses (code as in core.protocol.ERROR_CODES)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+# A track request the server refuses: the backend's one refusal (code as in core.protocol.ERROR_CODES).
+TrackRequestError = RequestError
 
 
 class TrackService:
