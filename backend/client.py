@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import TypeVar
 
 import msgspec
 import zmq
@@ -18,6 +19,7 @@ from backend.security import ClientKeys
 from core.errors import ProtocolError
 from core.protocol import (
     PROTOCOL_VERSION,
+    Accepted,
     Ack,
     AnnotationReply,
     Conflict,
@@ -50,6 +52,8 @@ from core.protocol import (
     new_id,
 )
 
+R = TypeVar("R")
+
 
 class BackendError(ProtocolError):
     """The backend answered with an Error."""
@@ -61,6 +65,20 @@ class BackendError(ProtocolError):
 
 class BackendTimeout(ProtocolError):
     pass
+
+
+class UnexpectedReply(ProtocolError):
+    """The backend answered a request with a reply of the wrong type (a server of another version?)."""
+
+    def __init__(self, request: msgspec.Struct, reply: msgspec.Struct, expected: tuple[type, ...]) -> None:
+        wanted = " or ".join(t.__name__ for t in expected)
+        super().__init__(
+            f"{type(request).__name__} (id {request.id}) got a {type(reply).__name__} reply, "
+            f"expected {wanted}: is the backend at this endpoint of protocol {PROTOCOL_VERSION}?"
+        )
+        self.request = request
+        self.reply = reply
+        self.expected = expected
 
 
 class BackendClient:
@@ -125,51 +143,55 @@ class BackendClient:
             raise BackendError(reply)
         return reply
 
+    def expect(self, msg: msgspec.Struct, *types: type[R], timeout: float | None = None) -> R:
+        """`request`, and the reply must be one of `types` (else UnexpectedReply naming both)."""
+        reply = self.request(msg, timeout)
+        if not isinstance(reply, types):
+            raise UnexpectedReply(msg, reply, types)
+        return reply
+
     # ------------------------------------------------------------ API
 
     def hello(self) -> Welcome:
-        reply = self.request(Hello(client="robo-backend-client", protocol=PROTOCOL_VERSION, user=self.user))
-        assert isinstance(reply, Welcome)
+        reply = self.expect(
+            Hello(client="robo-backend-client", protocol=PROTOCOL_VERSION, user=self.user), Welcome
+        )
         self.welcome = reply
         return reply
 
     def ping(self, timeout: float | None = None) -> Pong:
-        return self.request(Ping(), timeout)  # type: ignore[return-value]
+        return self.expect(Ping(), Pong, timeout=timeout)
 
     def annotation(self, dataset: str, episode: int, revision: int | None = None):
-        reply = self.request(GetAnnotation(dataset=dataset, episode=episode, revision=revision))
-        assert isinstance(reply, AnnotationReply)
+        reply = self.expect(
+            GetAnnotation(dataset=dataset, episode=episode, revision=revision), AnnotationReply
+        )
         return reply.annotation
 
     def suggestion(self, dataset: str, episode: int):
         """A model prediction waiting for review on an episode a person already edited."""
-        reply = self.request(GetAnnotation(dataset=dataset, episode=episode))
-        assert isinstance(reply, AnnotationReply)
+        reply = self.expect(GetAnnotation(dataset=dataset, episode=episode), AnnotationReply)
         return reply.suggestion
 
     def history(self, dataset: str, episode: int):
-        reply = self.request(GetHistory(dataset=dataset, episode=episode))
-        assert isinstance(reply, HistoryReply)
+        reply = self.expect(GetHistory(dataset=dataset, episode=episode), HistoryReply)
         return reply.revisions
 
     def submit(self, correction: Correction) -> Ack | Conflict:
-        reply = self.request(Submit(correction=correction))
-        assert isinstance(reply, Ack | Conflict)
-        return reply
+        return self.expect(Submit(correction=correction), Ack, Conflict)
 
     def queue(self, dataset: str | None = None, limit: int = 20) -> list[QueueItem]:
-        reply = self.request(GetQueue(dataset=dataset, limit=limit))
-        assert isinstance(reply, QueueReply)
+        reply = self.expect(GetQueue(dataset=dataset, limit=limit), QueueReply)
         return reply.items
 
     def model(self) -> ModelInfo:
-        reply = self.request(GetModel())
-        assert isinstance(reply, ModelReply)
+        reply = self.expect(GetModel(), ModelReply)
         return reply.model
 
     def reload(self, path: str, version: str = "", repredict: bool = True, timeout: float = 600) -> ModelInfo:
-        reply = self.request(ReloadModel(path=path, version=version, repredict=repredict), timeout)
-        assert isinstance(reply, ModelReply)
+        reply = self.expect(
+            ReloadModel(path=path, version=version, repredict=repredict), ModelReply, timeout=timeout
+        )
         return reply.model
 
     def predict(
@@ -190,7 +212,7 @@ class BackendClient:
             force=force,
             options=options or {},
         )
-        self.request(msg, timeout)  # Accepted
+        self.expect(msg, Accepted, timeout=timeout)
         results: list[PredictResult] = []
         while True:
             reply = self.recv(msg.id, timeout)
@@ -203,6 +225,8 @@ class BackendClient:
                 return results, reply
             elif isinstance(reply, Error):
                 raise BackendError(reply)
+            else:
+                raise UnexpectedReply(msg, reply, (Progress, PredictResult, PredictDone))
 
 
 class EventListener:

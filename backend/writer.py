@@ -5,23 +5,32 @@ everything queued, applies it in one transaction (a savepoint per job, so one
 bad job cannot undo the others) and commits once; only then are the jobs'
 futures resolved and their acknowledgements sent. One fsync thus covers a
 whole burst, which is how durability does not cost throughput.
+
+For bench/backend.py, `ROBO_WRITER_TRACE=<file>` makes the writer append one line
+per group commit: `<begin> <applied> <committed> <jobs>`, the first three in
+`time.monotonic()` seconds (CLOCK_MONOTONIC: comparable across processes on one
+machine), so `committed - applied` is the COMMIT itself, i.e. the WAL write and
+its fsync (and a WAL checkpoint when one is due).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from core.store import Store
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 512
+TRACE_ENV = "ROBO_WRITER_TRACE"
 
 
 @dataclass
@@ -42,6 +51,7 @@ class StoreWriter(threading.Thread):
         self._error: BaseException | None = None
         self.batches = 0
         self.jobs = 0
+        self._trace: IO[str] | None = None
 
     def start(self) -> None:
         super().start()
@@ -65,6 +75,8 @@ class StoreWriter(threading.Thread):
             self._error = exc
             self._ready.set()
             return
+        if os.environ.get(TRACE_ENV):
+            self._trace = open(os.environ[TRACE_ENV], "a", buffering=1 << 16)  # noqa: SIM115 (closed when the thread ends)
         self._ready.set()
         try:
             while True:
@@ -87,9 +99,12 @@ class StoreWriter(threading.Thread):
                     return
         finally:
             store.close()
+            if self._trace is not None:
+                self._trace.close()
 
     def _commit(self, store: Store, batch: list[WriteJob]) -> None:
         results: list[tuple[WriteJob, Any, BaseException | None]] = []
+        begin = time.monotonic()
         try:
             with store.transaction() as conn:
                 for i, job in enumerate(batch):
@@ -102,11 +117,14 @@ class StoreWriter(threading.Thread):
                         conn.execute(f"RELEASE j{i}")
                         log.exception("store write failed")
                         results.append((job, None, exc))
+                applied = time.monotonic()
         except Exception as exc:
             log.exception("store commit failed")
             for job in batch:
                 job.future.set_exception(exc)
             return
+        if self._trace is not None:
+            self._trace.write(f"{begin:.9f} {applied:.9f} {time.monotonic():.9f} {len(batch)}\n")
         self.batches += 1
         self.jobs += len(batch)
         # Committed (and fsynced): only now may anyone be told.

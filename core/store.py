@@ -141,6 +141,17 @@ class Store:
         try:
             self.conn = _connect(self.path, readonly)
             if not readonly:
+                # Before anything is written: another program's SQLite file is refused, not
+                # switched to WAL with our tables added to it.
+                tables = [
+                    r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                ]
+                if tables and "meta" not in tables:
+                    self.conn.close()
+                    raise StoreError(
+                        f"{self.path}: an SQLite file of another kind (tables {', '.join(tables[:5])}), "
+                        "not an annotation store; give a new file or an existing store"
+                    )
                 mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
                     raise StoreError(f"{self.path}: cannot switch to WAL mode (got {mode})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,30 @@ def _round(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finish(status: int) -> int:
+    """`status`, reached without interpreter teardown if gloo worker threads are still running.
+
+    finetune leaves the process group so that none is (trainer.teardown); should a library
+    still hold a group, its threads can abort the interpreter's teardown (SIGABRT after a
+    run that trained and saved), so then this process ends here, with every stream flushed
+    (the checkpoint's files are closed by then) and the same status.
+    """
+    from trainer.teardown import gloo_threads
+
+    left = gloo_threads()
+    if not left:
+        return status
+    print(
+        f"robo-trainer: {left} gloo worker thread(s) outlived the process group; "
+        f"exiting with status {status} without interpreter teardown",
+        file=sys.stderr,
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -264,13 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         if args.command == "finetune":
-            return _finetune(args)
+            return _finish(_finetune(args))
         if args.command == "evaluate":
             return _evaluate(args)
         return _round(args)
     except (RoboAnnotateError, ValueError, OSError) as exc:
         print(f"robo-trainer {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return _finish(1) if args.command == "finetune" else 1
 
 
 if __name__ == "__main__":

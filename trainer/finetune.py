@@ -31,6 +31,7 @@ from core.errors import RoboAnnotateError
 from core.vlm.samples import TASKS
 from trainer.checkpoint import CheckpointMeta, DataInfo, TrainingInfo, version_tag, write_meta
 from trainer.data import TrainingData, prepare, triples
+from trainer.teardown import release_distributed
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +373,14 @@ def run(cfg: FinetuneConfig, data: TrainingData | None = None) -> CheckpointMeta
     import torch.distributed as dist
     from transformers import Trainer
 
-    if cfg.deepspeed is not None and "WORLD_SIZE" not in os.environ:
-        _single_process_rendezvous()
+    if cfg.deepspeed is not None:
+        # Before any process group exists: deepspeed.comm binds `GroupMember.WORLD` as the
+        # default `group` of its barriers when it is imported, which would keep the world group
+        # and its gloo threads alive past destroy_process_group (see trainer.teardown).
+        import deepspeed.comm
+
+        if "WORLD_SIZE" not in os.environ:
+            _single_process_rendezvous()
     precision = _precision(cfg)
     data = data or prepare(
         cfg.store,
@@ -448,10 +455,12 @@ def run(cfg: FinetuneConfig, data: TrainingData | None = None) -> CheckpointMeta
         meta.training.step_seconds = timer.durations
         write_meta(cfg.out, meta)
     if dist.is_available() and dist.is_initialized():
-        # Every rank waits for the checkpoint, then leaves the group cleanly: a rank that exits
-        # while DeepSpeed's communication threads still run aborts, and the launcher kills the rest.
-        dist.barrier()
-        dist.destroy_process_group()
+        dist.barrier()  # every rank waits for the checkpoint
+    # Tear down while the interpreter is whole (see trainer.teardown): the engine first, while
+    # its process groups still work, then every reference to them, then the groups themselves.
+    trainer.accelerator.free_memory()
+    del trainer, model, collator, timer
+    release_distributed()
     return meta
 
 

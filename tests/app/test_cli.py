@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import app.ui.main_window  # noqa: F401  (the real app runs below: a broken GUI import fails, never skips)
 from app import cli
 from app.link.local_backend import LocalBackend, LocalBackendError, default_store, probe
 from tests.app.conftest_link import DATASET, ServerProcess, edit, human_revisions, serve_copy
@@ -190,7 +191,6 @@ def test_local_backend_dies_with_the_app_even_on_sigkill(tmp_path, demo_root):
 
 
 def test_sigterm_closes_the_real_app_and_its_backend(data_home, demo_root, tmp_path):
-    pytest.importorskip("app.ui.main_window", reason="needs the GUI")
     root = serve_copy(demo_root, tmp_path)
     env = dict(
         os.environ,

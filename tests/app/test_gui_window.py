@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.ui.main_window import MainWindow, run_gui
 from app.ui.overlays import BoxItem
+from core import export
 from core.annotations import box_tracks
 from core.dataset import Dataset
 from core.video import FrameReader
@@ -365,7 +366,6 @@ def test_screenshot_renders_the_window_offscreen(demo_root, tmp_path, qtbot):
 
 
 def test_export_runs_off_the_gui_thread_and_reports(local_window, demo_root, tmp_path, qtbot):
-    export = pytest.importorskip("core.export")
     from core.protocol import Correction
     from core.store import Store
 

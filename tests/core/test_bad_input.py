@@ -16,11 +16,11 @@ def _video(root, cam="observation.images.front"):
     return root / "videos" / cam / "chunk-000" / "file-000.mp4"
 
 
-def test_truncated_mp4(demo_copy):
-    path = _video(demo_copy)
+def test_truncated_mp4(small_copy, small_spec):
+    path = _video(small_copy)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 5])
-    ds = Dataset(demo_copy)  # metadata is intact
+    ds = Dataset(small_copy)  # metadata is intact
     last = max(ds.episodes)
     ref = ds.video(last, "observation.images.front")
     reader = FrameReader()
@@ -30,20 +30,24 @@ def test_truncated_mp4(demo_copy):
     with pytest.raises(VideoError, match=str(path.name)):
         list(reader.iter_frames(ref))
     # The part before the damage still decodes.
-    assert reader.frame(ds.video(0, "observation.images.front"), 0).shape == (240, 320, 3)
+    assert reader.frame(ds.video(0, "observation.images.front"), 0).shape == (
+        small_spec.height,
+        small_spec.width,
+        3,
+    )
 
 
-def test_mp4_cut_to_a_stub(demo_copy):
-    path = _video(demo_copy)
+def test_mp4_cut_to_a_stub(small_copy):
+    path = _video(small_copy)
     path.write_bytes(path.read_bytes()[:100])
-    ds = Dataset(demo_copy)
+    ds = Dataset(small_copy)
     with pytest.raises(VideoError, match=r"file-000\.mp4: (cannot open video|has no video stream)"):
         FrameReader().frame(ds.video(0, "observation.images.front"), 0)
 
 
-def test_missing_video_file(demo_copy):
-    _video(demo_copy, "observation.images.top").unlink()
-    ds = Dataset(demo_copy)
+def test_missing_video_file(small_copy):
+    _video(small_copy, "observation.images.top").unlink()
+    ds = Dataset(small_copy)
     with pytest.raises(
         DatasetError,
         match=r"file-000\.mp4: video file for episode 0, camera 'observation.images.top' is missing",
@@ -53,27 +57,27 @@ def test_missing_video_file(demo_copy):
         ds.video(0, "side")
 
 
-def test_episode_metadata_missing_a_column(demo_copy):
-    path = next((demo_copy / "meta" / "episodes").rglob("*.parquet"))
+def test_episode_metadata_missing_a_column(small_copy):
+    path = next((small_copy / "meta" / "episodes").rglob("*.parquet"))
     table = pq.read_table(path)
     pq.write_table(table.drop_columns(["length"]), path)
     with pytest.raises(DatasetError, match=rf"{path.name}: missing column\(s\) 'length'"):
-        Dataset(demo_copy)
+        Dataset(small_copy)
 
 
-def test_data_file_missing_a_column(demo_copy):
-    path = next((demo_copy / "data").rglob("*.parquet"))
+def test_data_file_missing_a_column(small_copy):
+    path = next((small_copy / "data").rglob("*.parquet"))
     pq.write_table(pq.read_table(path).drop_columns(["observation.state"]), path)
-    ds = Dataset(demo_copy)
+    ds = Dataset(small_copy)
     with pytest.raises(DatasetError, match=rf"{path.name}: missing column\(s\) 'observation.state'"):
         ds.signals(0)
 
 
-def test_corrupt_parquet(demo_copy):
-    path = next((demo_copy / "data").rglob("*.parquet"))
+def test_corrupt_parquet(small_copy):
+    path = next((small_copy / "data").rglob("*.parquet"))
     path.write_bytes(b"PAR1 this is not parquet")
     with pytest.raises(DatasetError, match=rf"{path.name}: not a readable parquet file"):
-        Dataset(demo_copy).signals(0)
+        Dataset(small_copy).signals(0)
 
 
 @pytest.mark.parametrize(
@@ -86,20 +90,20 @@ def test_corrupt_parquet(demo_copy):
         (lambda info: info.pop("video_path"), "missing field 'video_path'"),
     ],
 )
-def test_bad_info_json(demo_copy, change, message):
-    path = demo_copy / "meta" / "info.json"
+def test_bad_info_json(small_copy, change, message):
+    path = small_copy / "meta" / "info.json"
     info = json.loads(path.read_text())
     change(info)
     path.write_text(json.dumps(info))
     with pytest.raises(DatasetError, match=message) as err:
-        Dataset(demo_copy)
+        Dataset(small_copy)
     assert "info.json" in str(err.value)
 
 
-def test_info_json_not_json(demo_copy):
-    (demo_copy / "meta" / "info.json").write_text("{ nope")
+def test_info_json_not_json(small_copy):
+    (small_copy / "meta" / "info.json").write_text("{ nope")
     with pytest.raises(DatasetError, match=r"info\.json: not valid JSON"):
-        Dataset(demo_copy)
+        Dataset(small_copy)
 
 
 def test_not_a_dataset(tmp_path):
@@ -109,8 +113,8 @@ def test_not_a_dataset(tmp_path):
         Dataset(tmp_path / "nope")
 
 
-def test_unknown_episode_and_frame(demo_root):
-    ds = Dataset(demo_root)
+def test_unknown_episode_and_frame(small_root):
+    ds = Dataset(small_root)
     with pytest.raises(DatasetError, match="episode 99 does not exist"):
         ds.episode(99)
     ref = ds.video(0, ds.cameras[0])

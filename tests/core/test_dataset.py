@@ -8,11 +8,10 @@ import pytest
 from core.dataset import Dataset
 from tests.helpers.v21 import write_v21_copy
 
-lerobot = pytest.importorskip("lerobot")
-
 
 @pytest.fixture(scope="module")
 def lerobot_meta(demo_root):
+    pytest.importorskip("lerobot")
     from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 
     return LeRobotDatasetMetadata("robo-annotate/demo", root=demo_root)
@@ -20,6 +19,7 @@ def lerobot_meta(demo_root):
 
 @pytest.fixture(scope="module")
 def lerobot_ds(demo_root):
+    pytest.importorskip("lerobot")
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     return LeRobotDataset("robo-annotate/demo", root=demo_root)
@@ -62,7 +62,7 @@ def test_signals_match_lerobot(demo_root, lerobot_ds, lerobot_meta):
         assert sig.find("grip") == [("observation.state", 6), ("action", 6)]
 
 
-def test_open_reads_metadata_only(demo_root, monkeypatch):
+def test_open_reads_metadata_only(small_root, monkeypatch):
     import pyarrow.parquet as pq
 
     opened = []
@@ -70,13 +70,13 @@ def test_open_reads_metadata_only(demo_root, monkeypatch):
     monkeypatch.setattr(
         pq, "read_table", lambda path, *a, **k: opened.append(str(path)) or real(path, *a, **k)
     )
-    Dataset(demo_root)
+    Dataset(small_root)
     assert opened and all("/meta/" in p for p in opened)
 
 
-def test_v21_dataset_opens_and_matches(demo_root, tmp_path):
-    v21 = write_v21_copy(demo_root, tmp_path / "v21", episodes=[1, 3])
-    old, new = Dataset(demo_root), Dataset(v21)
+def test_v21_dataset_opens_and_matches(small_root, tmp_path):
+    v21 = write_v21_copy(small_root, tmp_path / "v21", episodes=[1, 3])
+    old, new = Dataset(small_root), Dataset(v21)
     assert new.version == "v2.1"
     assert list(new.episodes) == [0, 1]
     assert new.cameras == old.cameras

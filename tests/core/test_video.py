@@ -13,14 +13,13 @@ from core.dataset import Dataset
 from core.video import FrameReader
 from tests.helpers.v21 import write_v21_copy
 
-lerobot = pytest.importorskip("lerobot")
-
 
 def _lerobot_uint8(item, cam) -> np.ndarray:
     return (item[cam].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def test_frames_match_lerobot(demo_root):
+    pytest.importorskip("lerobot")
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     lr = LeRobotDataset("robo-annotate/demo", root=demo_root)
@@ -44,9 +43,9 @@ def test_frames_match_lerobot(demo_root):
     assert checked >= 6 * 2 * 5
 
 
-def test_neighbouring_frames_differ(demo_root):
+def test_neighbouring_frames_differ(small_root):
     """Exact comparisons above only mean something if adjacent frames are distinguishable."""
-    ours = Dataset(demo_root)
+    ours = Dataset(small_root)
     reader = FrameReader()
     ref = ours.video(0, ours.cameras[0])
     g = ours.signals(0).channels["observation.state"]
@@ -55,8 +54,8 @@ def test_neighbouring_frames_differ(demo_root):
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 0.05
 
 
-def test_sequential_equals_random_access(demo_root):
-    ours = Dataset(demo_root)
+def test_sequential_equals_random_access(small_root):
+    ours = Dataset(small_root)
     ref = ours.video(2, ours.cameras[1])
     seq = dict(FrameReader().iter_frames(ref))
     assert sorted(seq) == list(range(ref.length))
@@ -68,8 +67,8 @@ def test_sequential_equals_random_access(demo_root):
     np.testing.assert_array_equal(part[0][1], seq[40])
 
 
-def test_threads_get_the_same_frames(demo_root):
-    ours = Dataset(demo_root)
+def test_threads_get_the_same_frames(small_root):
+    ours = Dataset(small_root)
     refs = [ours.video(e.index, c) for e in ours for c in ours.cameras]
     jobs = [(r, random.Random(k).randrange(r.length)) for k, r in enumerate(refs * 6)]
     expected = {(r.path, r.episode, i): FrameReader().frame(r, i) for r, i in jobs}
@@ -80,8 +79,8 @@ def test_threads_get_the_same_frames(demo_root):
         np.testing.assert_array_equal(arr, expected[(r.path, r.episode, i)])
 
 
-def test_h264_v21_random_access(demo_root, tmp_path):
-    v21 = Dataset(write_v21_copy(demo_root, tmp_path / "v21", episodes=[0]))
+def test_h264_v21_random_access(small_root, tmp_path):
+    v21 = Dataset(write_v21_copy(small_root, tmp_path / "v21", episodes=[0]))
     ref = v21.video(0, v21.cameras[0])
     with av.open(str(ref.path)) as c:
         assert c.streams.video[0].codec_context.name == "h264"
