@@ -425,19 +425,27 @@ def symbolic_labels(
                 best, cover = s.name, ov
         return best
 
+    def split_inside(a: int, b: int) -> bool:
+        """The person cut inside this zero-shot span: it has no one name."""
+        edge = ANCHOR_WITHIN * fps
+        return any(a + edge < s.start * fps < b - edge for s in person[1:])
+
     ex_names = [z for _, _, z in ex_spans]
-    ex_person = [person_at(a, b) for a, b, _ in ex_spans]
+    ex_person = [None if split_inside(a, b) else person_at(a, b) for a, b, _ in ex_spans]
     by_name: dict[str, str] = {}
     for z, p in zip(ex_names, ex_person, strict=True):
-        by_name.setdefault(z, p)
+        if p is not None:
+            by_name.setdefault(z, p)
     tgt_names = [z for _, _, z in tgt_spans]
     out: dict[int, str] = {}
     for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ex_names, b=tgt_names, autojunk=False).get_opcodes():
         for k, j in enumerate(range(j1, j2)):
             if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
-                out[tgt_spans[j][0]] = ex_person[i1 + k]
-            elif tgt_names[j] in by_name:
-                out[tgt_spans[j][0]] = by_name[tgt_names[j]]
+                name = ex_person[i1 + k]
+            else:
+                name = by_name.get(tgt_names[j])
+            if name is not None:  # else the aligned proposal names it
+                out[tgt_spans[j][0]] = name
     return out
 
 
@@ -472,6 +480,7 @@ def _fuse(
     for name, a, b in runs:
         labels[a:b] = name
     near = round(0.5 * fps)
+    symbolic = symbolic or {}
     extra = [
         a
         for _, a, _ in runs[1:]
