@@ -440,7 +440,7 @@ def test_timeline_zoom_pan_follow_and_fit(annotated, qtbot):
 def test_status_bar_shows_the_served_round_and_its_metrics(local_window) -> None:
     from core.protocol import ModelInfo
 
-    local_window._on_model(ModelInfo(engine="kinematic", name="kinematic", version="1.0"))
+    local_window._on_model(ModelInfo(engine="kinematic", name="kinematic", version="2.0"))
     assert local_window.model_label.text() == "model: kinematic · kinematic@2.0"
     tuned = ModelInfo(
         engine="transformers",
