@@ -1,0 +1,260 @@
+"""The exemplars' aligned boundaries and names made into one proposal: the vote, the person's
+names for the episode's own zero-shot cuts, missed grasps, confidences and uncertainty."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+import numpy as np
+
+from core.annotations import Segment
+
+from .alignment import Alignment, frame_of
+from .anchors import ANCHOR_WITHIN, Event, missed_grasps, next_event
+from .signals import clip01, noise_levels
+
+# Cuts closer than this (seconds) are one.
+MERGE_NEAR = 0.3
+
+
+def symbolic_labels(
+    ex_spans: list[tuple[int, int, str]],
+    person: Sequence[Segment],
+    tgt_spans: list[tuple[int, int, str]],
+    fps: float,
+) -> dict[int, str]:
+    """The person's name for each zero-shot span of the episode (by its start frame), read off
+    the exemplar without timing: the zero-shot analysis names the same events the same way in
+    both episodes (a grasp, the lift after it, the release), so the two sequences of zero-shot
+    names align (difflib) and each span takes the person's name that covers the matching span of
+    the exemplar. A span with no match (the retry of a grasp that missed here only) takes the
+    person's name of the same zero-shot name elsewhere in the exemplar, or none."""
+
+    def person_at(a: int, b: int) -> str:
+        best, cover = "", -1.0
+        for s in person:
+            ov = min(b / fps, s.end) - max(a / fps, s.start)
+            if ov > cover:
+                best, cover = s.name, ov
+        return best
+
+    def split_inside(a: int, b: int) -> bool:
+        """The person cut inside this zero-shot span: it has no one name."""
+        edge = ANCHOR_WITHIN * fps
+        return any(a + edge < s.start * fps < b - edge for s in person[1:])
+
+    ex_names = [z for _, _, z in ex_spans]
+    ex_person = [None if split_inside(a, b) else person_at(a, b) for a, b, _ in ex_spans]
+    by_name: dict[str, str] = {}
+    for z, p in zip(ex_names, ex_person, strict=True):
+        if p is not None:
+            by_name.setdefault(z, p)
+    tgt_names = [z for _, _, z in tgt_spans]
+    out: dict[int, str] = {}
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ex_names, b=tgt_names, autojunk=False).get_opcodes():
+        for k, j in enumerate(range(j1, j2)):
+            if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
+                name = ex_person[i1 + k]
+            else:
+                name = by_name.get(tgt_names[j])
+            if name is not None:  # else the aligned proposal names it
+                out[tgt_spans[j][0]] = name
+    return out
+
+
+def fuse(
+    runs: list[tuple[str, int, int]],
+    cuts: list[int],
+    best: Alignment,
+    n: int,
+    fps: float,
+    symbolic: dict[int, str] | None = None,
+) -> list[tuple[str, int, int]]:
+    """The person's segments, cut where this episode's own kinematics cut.
+
+    The aligned proposal knows the person's names and which moments they cut at, but only
+    to within DTW's error; the zero-shot analysis of the episode itself cuts precisely. So
+    the episode is cut at its zero-shot cuts plus the aligned boundaries that sit at a gripper
+    event the exemplar also had and that no zero-shot cut is near, and each piece takes the
+    name the aligned proposal gives most of its frames; neighbours with one name are one.
+    """
+    if not cuts:
+        return runs
+    pinned = best.pinned
+    # Each target frame's name: what the exemplar frames the path pairs it with are called.
+    segs = best.exemplar.annotation.segments
+    ex_label = np.zeros(len(best.to_target), dtype=np.int64)
+    for k, s in enumerate(segs[1:], 1):
+        ex_label[frame_of(s.start, fps, len(ex_label)) :] = k
+    votes = np.zeros((n, len(segs)))
+    for i, j in best.path if best.path is not None else []:
+        votes[j, ex_label[i]] += 1
+    labels = np.array([segs[int(k)].name for k in np.argmax(votes, axis=1)], dtype=object)
+    for name, a, b in runs:
+        labels[a:b] = name
+    near = round(0.5 * fps)
+    symbolic = symbolic or {}
+    extra = [
+        a
+        for _, a, _ in runs[1:]
+        if any(abs(a - p) <= 2 for p in pinned) and all(abs(a - c) > near for c in cuts)
+    ]
+    bounds = sorted({0, *[c for c in cuts if 0 < c < n], *extra})
+    zs = sorted({0, *[c for c in cuts if 0 < c < n]})
+    out: list[tuple[str, int, int]] = []
+    for i, a in enumerate(bounds):
+        b = bounds[i + 1] if i + 1 < len(bounds) else n
+        if b <= a:
+            continue
+        whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
+        if whole and symbolic and a in symbolic:
+            name = symbolic[a]
+        else:
+            values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
+            name = str(values[int(np.argmax(counts))])
+        if out and out[-1][0] == name:
+            out[-1] = (name, out[-1][1], b)
+        else:
+            out.append((name, a, b))
+    return out
+
+
+def insert_missed(
+    runs: list[tuple[str, int, int]],
+    best: Alignment,
+    ex_events: list[Event],
+    tgt_events: list[Event],
+    fps: float,
+) -> list[tuple[str, int, int]]:
+    """A grasp that missed here and not in the exemplar: cut it in as the exemplar names a grasp
+    and a new approach (the grasp's name from the miss, the approach's from where the arm sets off
+    again after opening)."""
+    _, tgt_extra = missed_grasps(ex_events, tgt_events)
+    if not tgt_extra:
+        return runs
+    segs = best.exemplar.annotation.segments
+    n_ex = len(best.to_target)
+    cuts = {a: name for name, a, _ in runs}
+    for miss in tgt_extra:
+        hold = next_event(ex_events, -1, "close", miss.arm, "holds")
+        if hold is None:
+            continue
+        k = next(
+            (
+                i
+                for i, s in enumerate(segs)
+                if abs(frame_of(s.start, fps, n_ex) - hold.frame) <= ANCHOR_WITHIN * fps
+            ),
+            None,
+        )
+        if k is None or k == 0:
+            continue
+        grasp_name, reach_name = segs[k].name, segs[k - 1].name
+        reopen = next_event(tgt_events, miss.frame, "open", miss.arm)
+        again = next_event(tgt_events, reopen.frame if reopen else miss.frame, "onset", miss.arm)
+        if any(abs(a - miss.frame) <= MERGE_NEAR * fps for a in cuts):
+            continue
+        cuts[miss.frame] = grasp_name
+        if again is not None and not any(abs(a - again.frame) <= MERGE_NEAR * fps for a in cuts):
+            cuts[again.frame] = reach_name
+    starts = sorted(cuts)
+    out = []
+    n = runs[-1][2]
+    for i, a in enumerate(starts):
+        b = starts[i + 1] if i + 1 < len(starts) else n
+        if out and out[-1][0] == cuts[a]:
+            out[-1] = (cuts[a], out[-1][1], b)
+        else:
+            out.append((cuts[a], a, b))
+    return out
+
+
+def frame_labels(al: Alignment, fps: float, n: int) -> tuple[list[str], np.ndarray]:
+    """Per target frame, the index of the exemplar segment name it falls in."""
+    names = [s.name for s in al.exemplar.annotation.segments]
+    out = np.zeros(n, dtype=np.int64)
+    for k, j in enumerate(al.bounds, 1):
+        out[j:] = k
+    return names, out
+
+
+def vote(aligns: Sequence[Alignment], weights: np.ndarray, fps: float, n: int) -> list[tuple[str, int, int]]:
+    """Runs (name, start, end) of the per-frame weighted vote over the exemplars' labels."""
+    vocab: dict[str, int] = {}
+    scores: list[np.ndarray] = []
+    for al, w in zip(aligns, weights, strict=True):
+        names, idx = frame_labels(al, fps, n)
+        for k, name in enumerate(names):
+            c = vocab.setdefault(name, len(vocab))
+            if c == len(scores):
+                scores.append(np.zeros(n))
+            scores[c][idx == k] += w
+    best = np.argmax(np.stack(scores), axis=0)
+    inv = {v: k for k, v in vocab.items()}
+    runs: list[tuple[str, int, int]] = []
+    start = 0
+    for j in range(1, n + 1):
+        if j == n or best[j] != best[start]:
+            runs.append((inv[int(best[start])], start, j))
+            start = j
+    return runs
+
+
+def drop_short(runs: list[tuple[str, int, int]], min_frames: int) -> list[tuple[str, int, int]]:
+    """Flicker from the vote (a few frames of another label) joins the longer neighbour."""
+    runs = list(runs)
+    while len(runs) > 1:
+        k = min(range(len(runs)), key=lambda i: runs[i][2] - runs[i][1])
+        _, a, b = runs[k]
+        if b - a >= min_frames:
+            break
+        if k == 0:
+            n2, _, b2 = runs[1]
+            runs[0:2] = [(n2, a, b2)]
+        elif k == len(runs) - 1 or (runs[k - 1][2] - runs[k - 1][1]) >= (runs[k + 1][2] - runs[k + 1][1]):
+            n0, a0, _ = runs[k - 1]
+            runs[k - 1 : k + 1] = [(n0, a0, b)]
+        else:
+            n2, _, b2 = runs[k + 1]
+            runs[k : k + 2] = [(n2, a, b2)]
+        # neighbours that now share a name are one run
+        merged: list[tuple[str, int, int]] = []
+        for r in runs:
+            if merged and merged[-1][0] == r[0]:
+                merged[-1] = (r[0], merged[-1][1], r[2])
+            else:
+                merged.append(r)
+        runs = merged
+    return runs
+
+
+def boundary_confidence(aligns: Sequence[Alignment], at: int, fps: float) -> float:
+    """How well the exemplars agree on a boundary and how sharply the path pins it down."""
+    near = [min(al.bounds, key=lambda j: abs(j - at)) for al in aligns if al.bounds]
+    if not near:
+        return 0.3
+    off = float(np.median(np.abs(np.asarray(near) - at))) / fps
+    agree = clip01(1.0 - off / 0.5)
+    return round(0.3 + 0.7 * agree, 4) if len(aligns) > 1 else 0.8
+
+
+def unexplained(cost: float, a: np.ndarray, b: np.ndarray) -> float:
+    """The share of the two episodes' feature variance the alignment leaves unexplained, noise
+    aside: the mean squared distance along the path beyond what the sensors' noise alone puts
+    there (two noisy frames differ by twice their noise variance), over the features' spread."""
+
+    def spread(x: np.ndarray) -> float:
+        return float(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
+
+    noise = float(np.sum(noise_levels(a) ** 2) + np.sum(noise_levels(b) ** 2))
+    signal = 0.5 * (spread(a) + spread(b)) - 0.5 * noise
+    return max(0.0, cost - noise) / max(signal, 1e-12)
+
+
+def uncertainty_of(share: float, structure: float) -> float:
+    """How badly the exemplars explain the episode: the variance their best alignment leaves
+    unexplained (episodes of one task differ in where things are, so a quarter is a close match
+    and most of it none), plus what the alignment could not carry over (grasps that missed in
+    one episode only, boundaries no event pins down)."""
+    return clip01((share - 0.25) / 0.6 + structure)
