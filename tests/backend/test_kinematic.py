@@ -524,3 +524,29 @@ def test_worker_processes_give_the_same_predictions(demo_root, monkeypatch):
     want = KinematicEngine(workers=1).predict(jobs)
     assert [p.annotation for p in got] == [p.annotation for p in want]
     assert [p.status for p in got] == ["ok"] * len(jobs)
+
+
+def test_fusion_keeps_a_phase_the_episode_has_no_cut_for():
+    """The episode's own cuts miss the person's lift -> move boundary (no change point there):
+    the move phase comes back at the aligned boundary instead of vanishing into the lift."""
+    from backend.engines.kinematic.alignment import Alignment
+    from backend.engines.kinematic.features import Exemplar
+    from backend.engines.kinematic.fusion import fuse
+
+    fps, n = 10.0, 100
+    names = ["reach", "lift", "move", "place"]
+    segs = [Segment(name=x, start=2.5 * k, end=2.5 * (k + 1)) for k, x in enumerate(names)]
+    ann = EpisodeAnnotation(dataset="d", episode=0, task="t", duration=10.0, fps=fps, segments=segs)
+    diag = np.stack([np.arange(n), np.arange(n)], axis=1)
+    al = Alignment(Exemplar(ann, None), np.arange(n), 0.0, np.ones(n, dtype=np.int64), path=diag)
+    runs = [("reach", 0, 25), ("lift", 25, 50), ("move", 50, 75), ("place", 75, 100)]
+    out = fuse(runs, [26, 74], al, n, fps)  # the zero-shot cuts: none near 50
+    assert [x for x, _, _ in out] == names
+    assert [a for _, a, _ in out] == [0, 26, 50, 74]
+    # A phase the cuts do separate stays at the episode's own (precise) cut.
+    assert fuse(runs, [26, 49, 74], al, n, fps) == [
+        ("reach", 0, 26),
+        ("lift", 26, 49),
+        ("move", 49, 74),
+        ("place", 74, 100),
+    ]

@@ -100,23 +100,36 @@ def fuse(
         for _, a, _ in runs[1:]
         if any(abs(a - p) <= 2 for p in pinned) and all(abs(a - c) > near for c in cuts)
     ]
-    bounds = sorted({0, *[c for c in cuts if 0 < c < n], *extra})
     zs = sorted({0, *[c for c in cuts if 0 < c < n]})
-    out: list[tuple[str, int, int]] = []
-    for i, a in enumerate(bounds):
-        b = bounds[i + 1] if i + 1 < len(bounds) else n
-        if b <= a:
-            continue
-        whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
-        if whole and symbolic and a in symbolic:
-            name = symbolic[a]
-        else:
-            values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
-            name = str(values[int(np.argmax(counts))])
-        if out and out[-1][0] == name:
-            out[-1] = (name, out[-1][1], b)
-        else:
-            out.append((name, a, b))
+
+    def pieces(bounds: list[int]) -> list[tuple[str, int, int]]:
+        out: list[tuple[str, int, int]] = []
+        for i, a in enumerate(bounds):
+            b = bounds[i + 1] if i + 1 < len(bounds) else n
+            if b <= a:
+                continue
+            whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
+            if whole and symbolic and a in symbolic:
+                name = symbolic[a]
+            else:
+                values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
+                name = str(values[int(np.argmax(counts))])
+            if out and out[-1][0] == name:
+                out[-1] = (name, out[-1][1], b)
+            else:
+                out.append((name, a, b))
+        return out
+
+    bounds = sorted({*zs, *extra})
+    out = pieces(bounds)
+    # A phase of the person's the episode's own cuts have no edge for (a change of direction the
+    # change-point search missed, a push that starts without a gripper event) would vanish: it
+    # comes back with the aligned boundaries, imprecise as they are, rather than not at all.
+    kept = {name for name, _, _ in out}
+    lost = [(a, b) for name, a, b in runs if name not in kept and b - a > near]
+    if lost:
+        edges = {e for a, b in lost for e in (a, b) if 0 < e < n and all(abs(e - c) > near for c in bounds)}
+        out = pieces(sorted({*bounds, *edges}))
     return out
 
 
