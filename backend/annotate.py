@@ -42,10 +42,7 @@ def annotate_dataset(
 ) -> AnnotateReport:
     ds = Dataset(root)
     ds_id = dataset_id or ds.name
-    wanted = list(ds.episodes) if episodes is None else episodes
-    missing = [e for e in wanted if e not in ds.episodes]
-    if missing:
-        raise ValueError(f"episodes {missing[:10]}: not in {root} ({len(ds)} episodes)")
+    wanted = ds.select(episodes)
     report = AnnotateReport()
     with Store(store_path) as store:
         index = ExemplarIndex.load(store, ds_id, ds) if getattr(engine, "supports_exemplars", False) else None

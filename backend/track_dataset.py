@@ -106,10 +106,7 @@ def track_dataset(
     """Track what needs tracking in the store's head annotations of `root`; see the module docstring."""
     ds = Dataset(root)
     ds_id = dataset_id or ds.name
-    wanted = list(ds.episodes) if episodes is None else episodes
-    missing = [e for e in wanted if e not in ds.episodes]
-    if missing:
-        raise ValueError(f"episodes {missing[:10]}: not in {root} ({len(ds)} episodes)")
+    wanted = ds.select(episodes)
     user = user or getpass.getuser() or "tracker"
     report = TrackReport()
     with Store(store_path) as store:

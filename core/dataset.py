@@ -236,6 +236,15 @@ class Dataset:
             return int(shape[0]), int(shape[1])
         raise DatasetError(f"{self.root / 'meta' / 'info.json'}: camera '{camera}' has no usable shape")
 
+    def select(self, episodes: list[int] | None = None) -> list[int]:
+        """The episodes a command was asked for (None: all of them); ValueError naming the absent ones."""
+        if episodes is None:
+            return list(self.episodes)
+        missing = [e for e in episodes if e not in self.episodes]
+        if missing:
+            raise ValueError(f"episodes {missing[:10]}: not in {self.root} ({len(self)} episodes)")
+        return list(episodes)
+
     def episode(self, index: int) -> EpisodeInfo:
         try:
             return self.episodes[index]

@@ -87,3 +87,11 @@ def test_v21_dataset_opens_and_matches(small_root, tmp_path):
         np.testing.assert_array_equal(a.channels["observation.state"], b.channels["observation.state"])
         ref = new.video(new_idx, new.cameras[0])
         assert ref.from_timestamp == 0.0 and ref.path.name == f"episode_{new_idx:06d}.mp4"
+
+
+def test_select_names_the_episodes_a_dataset_lacks(small_root):
+    ds = Dataset(small_root)
+    assert ds.select(None) == list(ds.episodes)
+    assert ds.select([1, 0]) == [1, 0]
+    with pytest.raises(ValueError, match=r"episodes \[99, 100\]: not in .*episodes\)"):
+        ds.select([0, 99, 100])
