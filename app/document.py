@@ -16,29 +16,27 @@ import getpass
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import msgspec
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoStack
 
+from app.commands import EditCommand, Snapshot
+from core import edits
 from core.annotations import (
     HUMAN_PREFIX,
     ITEM_FIELDS,
     QA,
     Box,
-    Contact,
-    DialogueTurn,
     EpisodeAnnotation,
     Segment,
-    Trajectory,
     box_tracks,
     frame_at,
     interpolate_box,
     replace,
     segment_index_at,
-    snap_time,
 )
-from core.errors import AnnotationError
-from core.tracks import is_tracked, splice_boxes, splice_trajectory, trajectory_anchor_times
+from core.edits import NEW_SEGMENT_NAME
+from core.errors import AnnotationError, EditRefused
+from core.tracks import splice_boxes
 
 if TYPE_CHECKING:
     from core.protocol import Conflict
@@ -47,7 +45,6 @@ if TYPE_CHECKING:
 SUBMIT_DELAY_MS = 500
 # Kinds a model suggestion can bring; accepting it replaces the ones it has.
 SUGGESTION_FIELDS = ITEM_FIELDS
-NEW_SEGMENT_NAME = "subtask"
 
 
 class Selection(NamedTuple):
@@ -56,46 +53,6 @@ class Selection(NamedTuple):
     kind: str
     index: int
     sub: int = -1
-
-
-class _State(NamedTuple):
-    annotation: EpisodeAnnotation
-    suggestion: EpisodeAnnotation | None
-
-
-class EditCommand(QUndoCommand):
-    """One edit as two snapshots. Commands with the same `merge_key` in a row merge (a nudge series)."""
-
-    def __init__(
-        self,
-        doc: EpisodeDocument,
-        text: str,
-        before: _State,
-        after: _State,
-        selection: Selection | None,
-        merge_key: tuple | None = None,
-    ) -> None:
-        super().__init__(text)
-        self.doc, self.before, self.after = doc, before, after
-        self.selection_after = selection
-        self.selection_before = doc.selection
-        self.merge_key = merge_key
-
-    def id(self) -> int:
-        return 1 if self.merge_key is not None else -1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, EditCommand) or other.merge_key != self.merge_key:
-            return False
-        self.after = other.after
-        self.selection_after = other.selection_after
-        return True
-
-    def redo(self) -> None:
-        self.doc._apply(self.after, self.selection_after)
-
-    def undo(self) -> None:
-        self.doc._apply(self.before, self.selection_before)
 
 
 class EpisodeDocument(QObject):
@@ -260,7 +217,11 @@ class EpisodeDocument(QObject):
         if self.annotation is not None and sent.key == self.annotation.key and revision > self.base_revision:
             self.base_revision = revision
             self.base_revision_changed.emit(revision)
-            if not self.has_local_edits and _items(sent) != _items(self.annotation) and self.link is not None:
+            if (
+                not self.has_local_edits
+                and edits.content(sent) != edits.content(self.annotation)
+                and self.link is not None
+            ):
                 # The episode was reopened before this edit was stored: what is shown predates it.
                 self.link.request_annotation(self.dataset_id, sent.episode)
         self._emit_unsent()
@@ -338,16 +299,11 @@ class EpisodeDocument(QObject):
 
     def jump_segment(self, direction: int) -> None:
         """Up/down: to the start of the previous or next segment."""
-        if self.annotation is None or not self.annotation.segments:
+        if self.annotation is None:
             return
-        starts = [s.start for s in self.annotation.segments]
-        eps = 0.5 / self.fps
-        if direction > 0:
-            later = [s for s in starts if s > self.playhead + eps]
-            target = later[0] if later else self.annotation.segments[-1].end
-        else:
-            earlier = [s for s in starts if s < self.playhead - eps]
-            target = earlier[-1] if earlier else 0.0
+        target = edits.jump_target(self.annotation.segments, self.playhead, self.fps, direction)
+        if target is None:
+            return
         self.set_playhead(target)
         i = self.segment_index()
         if i is not None:
@@ -355,7 +311,7 @@ class EpisodeDocument(QObject):
 
     # ------------------------------------------------------------ edit plumbing
 
-    def _apply(self, state: _State, selection: Selection | None) -> None:
+    def _apply(self, state: Snapshot, selection: Selection | None) -> None:
         self.annotation, self.suggestion = state
         self._needs_submit = True
         self.changed.emit()
@@ -392,8 +348,8 @@ class EpisodeDocument(QObject):
             self.message.emit(f"{text} refused: {exc}")
             return False
         after_sugg = self.suggestion if suggestion is ... else suggestion
-        before = _State(self.annotation, self.suggestion)
-        after = _State(new, after_sugg)
+        before = Snapshot(self.annotation, self.suggestion)
+        after = Snapshot(new, after_sugg)
         if after == before:
             return False
         self.undo_stack.push(
@@ -402,28 +358,22 @@ class EpisodeDocument(QObject):
         return True
 
     def _snap(self, t: float) -> float:
-        return snap_time(min(max(t, 0.0), self.duration), self.fps)
-
-    def _seg(self, seg: Segment, **changes: Any) -> Segment:
-        return _remake(seg, **changes)
+        return edits.snap(t, self.duration, self.fps)
 
     # ------------------------------------------------------------ segments
 
+    def _segments(self) -> list[Segment]:
+        return list(self.annotation.segments) if self.annotation else []
+
+    def _refused(self, exc: AnnotationError, prefix: str = "") -> bool:
+        self.message.emit(f"{prefix}{exc}")
+        return False
+
     def move_boundary(self, b: int, t: float) -> bool:
         """Move the boundary between segments b-1 and b to t, snapped to a frame, keeping both >= 1 frame."""
-        segs = list(self.annotation.segments) if self.annotation else []
-        if not 1 <= b < len(segs):
+        segs = edits.move_boundary(self._segments(), b, t, self.fps, self._human())
+        if segs is None:
             return False
-        lo = segs[b - 1].start + 1 / self.fps
-        hi = segs[b].end - 1 / self.fps
-        if hi < lo - 1e-9:
-            return False
-        t = min(max(self._snap(t), snap_time(lo, self.fps)), snap_time(hi, self.fps))
-        if abs(t - segs[b].start) < 1e-9:
-            return False
-        human = self._human()
-        segs[b - 1] = self._seg(segs[b - 1], end=t, source=human, confidence=None)
-        segs[b] = self._seg(segs[b], start=t, source=human, confidence=None)
         return self._edit(
             f"move boundary {b}", merge_key=("boundary", b), selection=Selection("segments", b), segments=segs
         )
@@ -431,46 +381,34 @@ class EpisodeDocument(QObject):
     def split_segment(self, t: float | None = None) -> bool:
         """Split the segment under t (the playhead) at t; both halves keep its name."""
         t = self._snap(self.playhead if t is None else t)
-        i = self.segment_index(t)
-        if i is None:
-            self.message.emit("nothing to split here: there is no segment under the playhead")
-            return False
-        segs = list(self.annotation.segments)
-        seg = segs[i]
-        if t - seg.start < 1 / self.fps - 1e-9 or seg.end - t < 1 / self.fps - 1e-9:
-            self.message.emit(f"split refused: {t:.3f} s is on a boundary of '{seg.name}'")
-            return False
-        human = self._human()
-        segs[i : i + 1] = [
-            self._seg(seg, end=t, source=human, confidence=None),
-            self._seg(seg, start=t, source=human, confidence=None),
-        ]
-        return self._edit(f"split '{seg.name}'", selection=Selection("segments", i + 1), segments=segs)
+        try:
+            segs, i = edits.split(self._segments(), t, self.fps, self._human())
+        except EditRefused as exc:
+            return self._refused(exc)
+        return self._edit(f"split '{segs[i].name}'", selection=Selection("segments", i), segments=segs)
 
     def merge_with_next(self, i: int | None = None) -> bool:
         i = self._segment_arg(i)
-        segs = list(self.annotation.segments) if self.annotation else []
-        if i is None or i + 1 >= len(segs):
-            self.message.emit("merge needs a segment with a next one")
-            return False
-        a, b = segs[i], segs[i + 1]
-        segs[i : i + 2] = [self._seg(a, end=b.end, source=self._human(), confidence=None)]
+        old = self._segments()
+        try:
+            segs, i = edits.merge_with_next(old, i, self._human())
+        except EditRefused as exc:
+            return self._refused(exc)
         return self._edit(
-            f"merge '{a.name}' with '{b.name}'", selection=Selection("segments", i), segments=segs
+            f"merge '{old[i].name}' with '{old[i + 1].name}'",
+            selection=Selection("segments", i),
+            segments=segs,
         )
 
     def rename_segment(self, i: int, name: str) -> bool:
-        segs = list(self.annotation.segments) if self.annotation else []
-        if not 0 <= i < len(segs):
+        try:
+            done = edits.rename(self._segments(), i, name, self._human())
+        except EditRefused as exc:
+            return self._refused(exc)
+        if done is None:
             return False
-        name = name.strip()
-        if not name:
-            self.message.emit("a subtask name cannot be empty")
-            return False
-        if name == segs[i].name:
-            return False
-        segs[i] = self._seg(segs[i], name=name, source=self._human(), confidence=None)
-        return self._edit(f"rename to '{name}'", selection=Selection("segments", i), segments=segs)
+        segs, i = done
+        return self._edit(f"rename to '{segs[i].name}'", selection=Selection("segments", i), segments=segs)
 
     def insert_segment(
         self, t: float | None = None, name: str = NEW_SEGMENT_NAME, length: float = 1.0
@@ -479,50 +417,21 @@ class EpisodeDocument(QObject):
         if self.annotation is None:
             return False
         t = self._snap(self.playhead if t is None else t)
-        human = self._human()
-        segs = list(self.annotation.segments)
-        if not segs:
-            new = Segment(name=name, start=0.0, end=self.duration, source=human)
-            return self._edit(f"insert '{name}'", selection=Selection("segments", 0), segments=[new])
-        i = self.segment_index(t)
-        if i is None:
+        done = edits.insert(self._segments(), t, self.fps, self.duration, self._human(), name, length)
+        if done is None:
             return False
-        seg = segs[i]
-        if seg.end - t < 1 / self.fps - 1e-9:  # at the very end: take the last frames instead
-            t = snap_time(max(seg.start, seg.end - length), self.fps)
-        end = min(self._snap(t + max(length, 1 / self.fps)), seg.end)
-        if end - t < 1 / self.fps - 1e-9:
-            return False
-        pieces = []
-        if t - seg.start > 1e-9:
-            pieces.append(self._seg(seg, end=t))
-        pieces.append(Segment(name=name, start=t, end=end, source=human))
-        if seg.end - end > 1e-9:
-            pieces.append(self._seg(seg, start=end))
-        segs[i : i + 1] = pieces
-        at = i + (1 if t - seg.start > 1e-9 else 0)
+        segs, at = done
         return self._edit(f"insert '{name}'", selection=Selection("segments", at), segments=segs)
 
     def delete_segment(self, i: int | None = None) -> bool:
         """Remove a segment; the previous one (or the next, for the first) takes its time."""
         i = self._segment_arg(i)
-        segs = list(self.annotation.segments) if self.annotation else []
         if i is None:
             return False
-        gone = segs[i]
-        human = self._human()
-        if len(segs) == 1:
-            segs = []
-            sel = None
-        elif i > 0:
-            segs[i - 1] = self._seg(segs[i - 1], end=gone.end, source=human, confidence=None)
-            del segs[i]
-            sel = Selection("segments", i - 1)
-        else:
-            segs[1] = self._seg(segs[1], start=0.0, source=human, confidence=None)
-            del segs[0]
-            sel = Selection("segments", 0)
-        return self._edit(f"delete '{gone.name}'", selection=sel, segments=segs)
+        old = self._segments()
+        segs, at = edits.delete(old, i, self._human())
+        sel = None if at is None else Selection("segments", at)
+        return self._edit(f"delete '{old[i].name}'", selection=sel, segments=segs)
 
     def _segment_arg(self, i: int | None) -> int | None:
         if i is not None:
@@ -545,27 +454,13 @@ class EpisodeDocument(QObject):
         if self.annotation is None:
             return False
         t = self._snap(self.playhead if t is None else t)
-        xyxy = _clamp_box(xyxy)
-        boxes = list(self.annotation.boxes)
-        tracked = any(b.track_key == track and (is_tracked(b.source) or b.lost) for b in boxes)
-        for i, b in enumerate(boxes):
-            if b.track_key == track and abs(b.t - t) < 0.5 / self.fps:
-                boxes[i] = _remake(b, xyxy=xyxy, source=self._human(), confidence=None, lost=False)
-                done = self._edit(
-                    f"move box '{b.label}'",
-                    merge_key=("box", track, round(t * self.fps)),
-                    selection=Selection("boxes", i),
-                    boxes=boxes,
-                )
-                if done and tracked:
-                    self.keyframe_corrected.emit(("boxes", track, t))
-                return done
-        camera, label, kind = track
-        boxes.append(Box(t=t, camera=camera, label=label, kind=kind, xyxy=xyxy, source=self._human()))
+        tracked = edits.track_is_tracked(self.annotation.boxes, track)
+        boxes, i, added = edits.set_keyframe(self.annotation.boxes, track, t, xyxy, self.fps, self._human())
+        label = track[1]
         done = self._edit(
-            f"add keyframe of '{label}'",
+            f"add keyframe of '{label}'" if added else f"move box '{label}'",
             merge_key=("box", track, round(t * self.fps)),
-            selection=Selection("boxes", len(boxes) - 1),
+            selection=Selection("boxes", i),
             boxes=boxes,
         )
         if done and tracked:
@@ -589,31 +484,38 @@ class EpisodeDocument(QObject):
             return False
         t = self._snap(self.playhead if t is None else t)
         try:
-            box = Box(t=t, camera=camera, label=label, kind=kind, xyxy=_clamp_box(xyxy), source=self._human())
+            box = Box(
+                t=t, camera=camera, label=label, kind=kind, xyxy=edits.clamp_box(xyxy), source=self._human()
+            )
         except AnnotationError as exc:
-            self.message.emit(f"new box refused: {exc}")
-            return False
+            return self._refused(exc, "new box refused: ")
         boxes = [*self.annotation.boxes, box]
         return self._edit(f"add box '{label}'", selection=Selection("boxes", len(boxes) - 1), boxes=boxes)
 
-    def edit_box(self, i: int, **fields: Any) -> bool:
-        """Change a keyframe's label or kind (its whole track follows only if every keyframe is edited)."""
-        boxes = list(self.annotation.boxes) if self.annotation else []
-        if not 0 <= i < len(boxes):
+    def _edit_item(self, kind: str, i: int, what: str, text: str, fields: dict[str, Any]) -> bool:
+        """A person's change of item i's fields (`what` names it in a refusal)."""
+        items = list(getattr(self.annotation, kind)) if self.annotation else []
+        if not 0 <= i < len(items):
             return False
         try:
-            boxes[i] = _remake(boxes[i], **fields, source=self._human(), confidence=None)
+            items[i] = edits.edit_item(items[i], self._human(), **fields)
         except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"box edit refused: {exc}")
+            return self._refused(exc, f"{what} edit refused: ")
+        return self._edit(text.format(item=items[i]), selection=Selection(kind, i), **{kind: items})
+
+    def _delete_item(self, kind: str, i: int, text: str) -> bool:
+        items = list(getattr(self.annotation, kind)) if self.annotation else []
+        if not 0 <= i < len(items):
             return False
-        return self._edit(f"edit box '{boxes[i].label}'", selection=Selection("boxes", i), boxes=boxes)
+        gone = items.pop(i)
+        return self._edit(text.format(item=gone), selection=None, **{kind: items})
+
+    def edit_box(self, i: int, **fields: Any) -> bool:
+        """Change a keyframe's label or kind (its whole track follows only if every keyframe is edited)."""
+        return self._edit_item("boxes", i, "box", "edit box '{item.label}'", fields)
 
     def delete_box(self, i: int) -> bool:
-        boxes = list(self.annotation.boxes) if self.annotation else []
-        if not 0 <= i < len(boxes):
-            return False
-        gone = boxes.pop(i)
-        return self._edit(f"delete keyframe of '{gone.label}'", selection=None, boxes=boxes)
+        return self._delete_item("boxes", i, "delete keyframe of '{item.label}'")
 
     # ------------------------------------------------------------ trajectories and contacts
 
@@ -621,15 +523,9 @@ class EpisodeDocument(QObject):
         trajs = list(self.annotation.trajectories) if self.annotation else []
         if not 0 <= ti < len(trajs) or not 0 <= pi < len(trajs[ti].points):
             return False
-        points = list(trajs[ti].points)
-        t = points[pi][0]
-        points[pi] = (t, _unit(x), _unit(y))
-        tracked = _tracked(trajs[ti])
-        # The moved point is now one a person placed (the others keep what they were); a
-        # tracked trajectory keeps the tracker as its source, its anchors say what is the person's.
-        anchors = sorted({*trajectory_anchor_times(trajs[ti]), t})
-        source = trajs[ti].source if tracked else self._human()
-        trajs[ti] = _remake(trajs[ti], points=points, anchors=anchors, source=source, confidence=None)
+        tracked = edits.trajectory_is_tracked(trajs[ti])
+        t = trajs[ti].points[pi][0]
+        trajs[ti] = edits.move_point(trajs[ti], pi, x, y, self._human())
         done = self._edit(
             "move trajectory point",
             merge_key=("traj", ti, pi),
@@ -651,34 +547,21 @@ class EpisodeDocument(QObject):
         trajs = list(self.annotation.trajectories)
         if index is None:
             sel = self.selection
-            if sel and sel.kind == "trajectories" and trajs[sel.index].camera == camera:
-                index = sel.index
-            else:
-                index = next((i for i, tr in enumerate(trajs) if tr.camera == camera), None)
+            selected = sel.index if sel and sel.kind == "trajectories" else None
+            index = edits.pick_trajectory(trajs, camera, selected)
+        tracked = False
         if index is None:
-            trajs.append(
-                Trajectory(camera=camera, points=[(t, _unit(x), _unit(y))], anchors=[t], source=self._human())
-            )
+            trajs.append(edits.new_trajectory(camera, t, x, y, self._human()))
             index, pi = len(trajs) - 1, 0
         else:
-            traj = trajs[index]
-            tracked = _tracked(traj)
-            eps = 0.5 / self.fps
-            points = [p for p in traj.points if abs(p[0] - t) >= eps] + [(t, _unit(x), _unit(y))]
-            points.sort(key=lambda p: p[0])
-            anchors = sorted({*(a for a in trajectory_anchor_times(traj) if abs(a - t) >= eps), t})
-            lost = [lt for lt in traj.lost if abs(lt - t) >= eps]
-            trajs[index] = _remake(traj, points=points, anchors=anchors, lost=lost, confidence=None)
-            pi = next(i for i, p in enumerate(points) if p[0] == t)
-            done = self._edit(
-                "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
-            )
-            if done and tracked:
-                self.keyframe_corrected.emit(("trajectories", index, t))
-            return done
-        return self._edit(
+            tracked = edits.trajectory_is_tracked(trajs[index])
+            trajs[index], pi = edits.place_point(trajs[index], t, x, y, self.fps)
+        done = self._edit(
             "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
         )
+        if done and tracked:
+            self.keyframe_corrected.emit(("trajectories", index, t))
+        return done
 
     # ------------------------------------------------------------ tracks
 
@@ -695,9 +578,7 @@ class EpisodeDocument(QObject):
             return False
         current = list(self.annotation.boxes)
         if promote is not None:
-            for i, b in enumerate(current):
-                if b.track_key == track and abs(b.t - promote) < 0.5 / self.fps and not b.is_human:
-                    current[i] = _remake(b, source=self._human(), confidence=None, lost=False)
+            current = edits.promote_keyframe(current, track, promote, self.fps, self._human())
         merged = splice_boxes(current, track, spans, boxes)
         return self._edit(f"track '{track[1]}'", selection=self.selection, boxes=merged)
 
@@ -715,26 +596,17 @@ class EpisodeDocument(QObject):
         trajs = list(self.annotation.trajectories) if self.annotation else []
         if not 0 <= index < len(trajs):
             return False
-        traj = trajs[index]
-        anchors = trajectory_anchor_times(traj)
-        if promote is not None:
-            anchors = sorted({*anchors, promote})
-        traj = _remake(traj, anchors=anchors, source=source or traj.source, confidence=None)
         try:
-            trajs[index] = splice_trajectory(traj, spans, points, lost)
+            trajs[index] = edits.retrack(trajs[index], spans, points, lost, promote, source)
         except AnnotationError as exc:
-            self.message.emit(f"the track could not be applied: {exc}")
-            return False
+            return self._refused(exc, "the track could not be applied: ")
         return self._edit("track the gripper", selection=self.selection, trajectories=trajs)
 
     def add_contact(self, camera: str, x: float, y: float, t: float | None = None) -> bool:
         if self.annotation is None:
             return False
         t = self._snap(self.playhead if t is None else t)
-        contacts = [
-            *self.annotation.contacts,
-            Contact(t=t, camera=camera, x=_unit(x), y=_unit(y), source=self._human()),
-        ]
+        contacts = [*self.annotation.contacts, edits.new_contact(camera, t, x, y, self._human())]
         return self._edit(
             "add contact", selection=Selection("contacts", len(contacts) - 1), contacts=contacts
         )
@@ -743,17 +615,13 @@ class EpisodeDocument(QObject):
         contacts = list(self.annotation.contacts) if self.annotation else []
         if not 0 <= i < len(contacts):
             return False
-        contacts[i] = _remake(contacts[i], x=_unit(x), y=_unit(y), source=self._human(), confidence=None)
+        contacts[i] = edits.move_contact(contacts[i], x, y, self._human())
         return self._edit(
             "move contact", merge_key=("contact", i), selection=Selection("contacts", i), contacts=contacts
         )
 
     def delete_contact(self, i: int) -> bool:
-        contacts = list(self.annotation.contacts) if self.annotation else []
-        if not 0 <= i < len(contacts):
-            return False
-        del contacts[i]
-        return self._edit("delete contact", selection=None, contacts=contacts)
+        return self._delete_item("contacts", i, "delete contact")
 
     # ------------------------------------------------------------ dialogue and QA
 
@@ -761,65 +629,29 @@ class EpisodeDocument(QObject):
         if self.annotation is None:
             return False
         t = self._snap(self.playhead if t is None else t)
-        seg = self.segment_index(t)
-        skill = self.annotation.segments[seg].name if seg is not None else NEW_SEGMENT_NAME
-        turn = DialogueTurn(
-            t=t,
-            skill=skill,
-            user_prompt=f"please {skill}",
-            robot_utterance=f"OK, I will {skill}.",
-            source=self._human(),
-        )
-        items = sorted([*self.annotation.dialogue, turn], key=lambda d: d.t)
-        return self._edit(
-            "add dialogue turn", selection=Selection("dialogue", items.index(turn)), dialogue=items
-        )
+        turn = edits.new_dialogue_turn(self.annotation.segments, t, self._human())
+        items, at = edits.insert_by_time(self.annotation.dialogue, turn)
+        return self._edit("add dialogue turn", selection=Selection("dialogue", at), dialogue=items)
 
     def edit_dialogue(self, i: int, **fields: Any) -> bool:
-        items = list(self.annotation.dialogue) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        try:
-            items[i] = _remake(items[i], **fields, source=self._human(), confidence=None)
-        except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"dialogue edit refused: {exc}")
-            return False
-        return self._edit("edit dialogue turn", selection=Selection("dialogue", i), dialogue=items)
+        return self._edit_item("dialogue", i, "dialogue", "edit dialogue turn", fields)
 
     def delete_dialogue(self, i: int) -> bool:
-        items = list(self.annotation.dialogue) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        del items[i]
-        return self._edit("delete dialogue turn", selection=None, dialogue=items)
+        return self._delete_item("dialogue", i, "delete dialogue turn")
 
     def add_qa(self, camera: str, t: float | None = None) -> bool:
         if self.annotation is None:
             return False
         t = self._snap(self.playhead if t is None else t)
         item = QA(t=t, camera=camera, question="What is the robot doing?", answer="?", source=self._human())
-        items = sorted([*self.annotation.qa, item], key=lambda q: q.t)
-        return self._edit("add question", selection=Selection("qa", items.index(item)), qa=items)
+        items, at = edits.insert_by_time(self.annotation.qa, item)
+        return self._edit("add question", selection=Selection("qa", at), qa=items)
 
     def edit_qa(self, i: int, **fields: Any) -> bool:
-        items = list(self.annotation.qa) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        try:
-            items[i] = QA(
-                **{**msgspec.structs.asdict(items[i]), **fields, "source": self._human(), "confidence": None}
-            )
-        except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"question edit refused: {exc}")
-            return False
-        return self._edit("edit question", selection=Selection("qa", i), qa=items)
+        return self._edit_item("qa", i, "question", "edit question", fields)
 
     def delete_qa(self, i: int) -> bool:
-        items = list(self.annotation.qa) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        del items[i]
-        return self._edit("delete question", selection=None, qa=items)
+        return self._delete_item("qa", i, "delete question")
 
     # ------------------------------------------------------------ review
 
@@ -828,9 +660,7 @@ class EpisodeDocument(QObject):
         sugg = self.suggestion
         if sugg is None or self.annotation is None:
             return False
-        changes: dict[str, Any] = {f: getattr(sugg, f) for f in SUGGESTION_FIELDS if getattr(sugg, f)}
-        changes["model"] = sugg.model or self.annotation.model
-        changes["uncertainty"] = sugg.uncertainty
+        changes = edits.accepted_changes(self.annotation, sugg)
         return self._edit("accept suggestion", selection=None, suggestion=None, **changes)
 
     def reject_suggestion(self) -> bool:
@@ -838,8 +668,8 @@ class EpisodeDocument(QObject):
             return False
         if not self.ready:
             return False
-        before = _State(self.annotation, self.suggestion)
-        after = _State(self.annotation, None)
+        before = Snapshot(self.annotation, self.suggestion)
+        after = Snapshot(self.annotation, None)
         self.undo_stack.push(EditCommand(self, "reject suggestion", before, after, self.selection))
         return True
 
@@ -850,27 +680,3 @@ class EpisodeDocument(QObject):
 
     def set_review(self, state: str) -> bool:
         return self._edit(f"mark {state}", review=state)
-
-
-def _items(ann: EpisodeAnnotation) -> tuple:
-    """What a person edits, without revision bookkeeping."""
-    return (*(getattr(ann, f) for f in SUGGESTION_FIELDS), ann.review)
-
-
-def _remake(item: Any, **changes: Any) -> Any:
-    """A changed copy of an item, validated (msgspec.structs.replace would skip __post_init__)."""
-    return type(item)(**{**msgspec.structs.asdict(item), **changes})
-
-
-def _tracked(traj: Trajectory) -> bool:
-    """A trajectory a tracker filled (so a person's correction of it is re-tracked)."""
-    return is_tracked(traj.source) or bool(traj.lost)
-
-
-def _unit(v: float) -> float:
-    return min(max(float(v), 0.0), 1.0)
-
-
-def _clamp_box(xyxy: tuple[float, ...]) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (_unit(v) for v in xyxy)
-    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
