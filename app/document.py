@@ -181,6 +181,11 @@ class EpisodeDocument(QObject):
         return self._needs_submit or any(a.episode == ep for a in self._inflight.values())
 
     @property
+    def needs_submit(self) -> bool:
+        """Edits made and not yet handed to the link (the debounce is running, or the journal failed)."""
+        return self._needs_submit
+
+    @property
     def unsent(self) -> int:
         """Edits waiting for the debounce plus corrections (of any episode) not acknowledged yet."""
         return int(self._needs_submit) + len(self._inflight)
