@@ -7,7 +7,7 @@ boundary dragged, one box nudged) merge into one undo step.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtGui import QUndoCommand
 
@@ -15,6 +15,14 @@ from core.annotations import EpisodeAnnotation
 
 if TYPE_CHECKING:
     from app.document import EpisodeDocument
+
+
+class Selection(NamedTuple):
+    """The item a person selected: a field of the annotation, an index in it, a sub-index (a trajectory point)."""
+
+    kind: str
+    index: int
+    sub: int = -1
 
 
 class Snapshot(NamedTuple):
@@ -31,7 +39,7 @@ class EditCommand(QUndoCommand):
         text: str,
         before: Snapshot,
         after: Snapshot,
-        selection: Any,
+        selection: Selection | None,
         merge_key: tuple | None = None,
     ) -> None:
         super().__init__(text)
