@@ -106,11 +106,11 @@ def cmd_open(args: argparse.Namespace) -> int:
 def _load_run_gui():
     """The GUI's entry point, imported only now (it pulls in Qt widgets and pyqtgraph)."""
     try:
-        from app.ui.main_window import run_gui
+        from app.ui.launch import run_gui
     except ModuleNotFoundError as exc:
-        if exc.name not in ("app.ui", "app.ui.main_window"):
+        if exc.name not in ("app.ui", "app.ui.launch"):
             raise
-        raise RoboAnnotateError("this installation has no GUI (app.ui.main_window is missing)") from exc
+        raise RoboAnnotateError("this installation has no GUI (app.ui.launch is missing)") from exc
     return run_gui
 
 

@@ -7,38 +7,32 @@ pending model suggestion before and after), so undo and redo are exact and an
 invalid edit is refused with the model's own error message instead of half
 applied. Edits are sent to the backend as whole-annotation corrections, debounced
 (a drag or a burst of keystrokes becomes one correction), and flushed at once when
-the person switches episodes or closes the app.
+the person switches episodes or closes the app. The edit methods themselves (one per
+gesture) are `DocumentEdits` (app/document_edits.py), the arithmetic under them core.edits.
 """
 
 from __future__ import annotations
 
 import getpass
 import math
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-import msgspec
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QUndoCommand, QUndoStack
+from PySide6.QtGui import QUndoStack
 
+from app.commands import EditCommand, Selection, Snapshot
+from app.document_edits import DocumentEdits
+from core import edits
 from core.annotations import (
     HUMAN_PREFIX,
     ITEM_FIELDS,
-    QA,
-    Box,
-    Contact,
-    DialogueTurn,
     EpisodeAnnotation,
-    Segment,
-    Trajectory,
-    box_tracks,
     frame_at,
-    interpolate_box,
     replace,
     segment_index_at,
-    snap_time,
 )
+from core.edits import NEW_SEGMENT_NAME
 from core.errors import AnnotationError
-from core.tracks import is_tracked, splice_boxes, splice_trajectory, trajectory_anchor_times
 
 if TYPE_CHECKING:
     from core.protocol import Conflict
@@ -47,59 +41,12 @@ if TYPE_CHECKING:
 SUBMIT_DELAY_MS = 500
 # Kinds a model suggestion can bring; accepting it replaces the ones it has.
 SUGGESTION_FIELDS = ITEM_FIELDS
-NEW_SEGMENT_NAME = "subtask"
+
+__all__ = ["NEW_SEGMENT_NAME", "SUBMIT_DELAY_MS", "EpisodeDocument", "Selection"]
 
 
-class Selection(NamedTuple):
-    """The item a person selected: a field of the annotation, an index in it, a sub-index (a trajectory point)."""
-
-    kind: str
-    index: int
-    sub: int = -1
-
-
-class _State(NamedTuple):
-    annotation: EpisodeAnnotation
-    suggestion: EpisodeAnnotation | None
-
-
-class EditCommand(QUndoCommand):
-    """One edit as two snapshots. Commands with the same `merge_key` in a row merge (a nudge series)."""
-
-    def __init__(
-        self,
-        doc: EpisodeDocument,
-        text: str,
-        before: _State,
-        after: _State,
-        selection: Selection | None,
-        merge_key: tuple | None = None,
-    ) -> None:
-        super().__init__(text)
-        self.doc, self.before, self.after = doc, before, after
-        self.selection_after = selection
-        self.selection_before = doc.selection
-        self.merge_key = merge_key
-
-    def id(self) -> int:
-        return 1 if self.merge_key is not None else -1
-
-    def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, EditCommand) or other.merge_key != self.merge_key:
-            return False
-        self.after = other.after
-        self.selection_after = other.selection_after
-        return True
-
-    def redo(self) -> None:
-        self.doc._apply(self.after, self.selection_after)
-
-    def undo(self) -> None:
-        self.doc._apply(self.before, self.selection_before)
-
-
-class EpisodeDocument(QObject):
-    """The annotation of the open episode and every way to change it."""
+class EpisodeDocument(QObject, DocumentEdits):
+    """The annotation of the open episode; its edit methods are `DocumentEdits`'."""
 
     # A different episode (or a reloaded annotation): views rebuild everything.
     loaded = Signal()
@@ -224,6 +171,11 @@ class EpisodeDocument(QObject):
         return self._needs_submit or any(a.episode == ep for a in self._inflight.values())
 
     @property
+    def needs_submit(self) -> bool:
+        """Edits made and not yet handed to the link (the debounce is running, or the journal failed)."""
+        return self._needs_submit
+
+    @property
     def unsent(self) -> int:
         """Edits waiting for the debounce plus corrections (of any episode) not acknowledged yet."""
         return int(self._needs_submit) + len(self._inflight)
@@ -260,7 +212,11 @@ class EpisodeDocument(QObject):
         if self.annotation is not None and sent.key == self.annotation.key and revision > self.base_revision:
             self.base_revision = revision
             self.base_revision_changed.emit(revision)
-            if not self.has_local_edits and _items(sent) != _items(self.annotation) and self.link is not None:
+            if (
+                not self.has_local_edits
+                and edits.content(sent) != edits.content(self.annotation)
+                and self.link is not None
+            ):
                 # The episode was reopened before this edit was stored: what is shown predates it.
                 self.link.request_annotation(self.dataset_id, sent.episode)
         self._emit_unsent()
@@ -338,16 +294,11 @@ class EpisodeDocument(QObject):
 
     def jump_segment(self, direction: int) -> None:
         """Up/down: to the start of the previous or next segment."""
-        if self.annotation is None or not self.annotation.segments:
+        if self.annotation is None:
             return
-        starts = [s.start for s in self.annotation.segments]
-        eps = 0.5 / self.fps
-        if direction > 0:
-            later = [s for s in starts if s > self.playhead + eps]
-            target = later[0] if later else self.annotation.segments[-1].end
-        else:
-            earlier = [s for s in starts if s < self.playhead - eps]
-            target = earlier[-1] if earlier else 0.0
+        target = edits.jump_target(self.annotation.segments, self.playhead, self.fps, direction)
+        if target is None:
+            return
         self.set_playhead(target)
         i = self.segment_index()
         if i is not None:
@@ -355,7 +306,7 @@ class EpisodeDocument(QObject):
 
     # ------------------------------------------------------------ edit plumbing
 
-    def _apply(self, state: _State, selection: Selection | None) -> None:
+    def _apply(self, state: Snapshot, selection: Selection | None) -> None:
         self.annotation, self.suggestion = state
         self._needs_submit = True
         self.changed.emit()
@@ -392,8 +343,8 @@ class EpisodeDocument(QObject):
             self.message.emit(f"{text} refused: {exc}")
             return False
         after_sugg = self.suggestion if suggestion is ... else suggestion
-        before = _State(self.annotation, self.suggestion)
-        after = _State(new, after_sugg)
+        before = Snapshot(self.annotation, self.suggestion)
+        after = Snapshot(new, after_sugg)
         if after == before:
             return False
         self.undo_stack.push(
@@ -402,475 +353,4 @@ class EpisodeDocument(QObject):
         return True
 
     def _snap(self, t: float) -> float:
-        return snap_time(min(max(t, 0.0), self.duration), self.fps)
-
-    def _seg(self, seg: Segment, **changes: Any) -> Segment:
-        return _remake(seg, **changes)
-
-    # ------------------------------------------------------------ segments
-
-    def move_boundary(self, b: int, t: float) -> bool:
-        """Move the boundary between segments b-1 and b to t, snapped to a frame, keeping both >= 1 frame."""
-        segs = list(self.annotation.segments) if self.annotation else []
-        if not 1 <= b < len(segs):
-            return False
-        lo = segs[b - 1].start + 1 / self.fps
-        hi = segs[b].end - 1 / self.fps
-        if hi < lo - 1e-9:
-            return False
-        t = min(max(self._snap(t), snap_time(lo, self.fps)), snap_time(hi, self.fps))
-        if abs(t - segs[b].start) < 1e-9:
-            return False
-        human = self._human()
-        segs[b - 1] = self._seg(segs[b - 1], end=t, source=human, confidence=None)
-        segs[b] = self._seg(segs[b], start=t, source=human, confidence=None)
-        return self._edit(
-            f"move boundary {b}", merge_key=("boundary", b), selection=Selection("segments", b), segments=segs
-        )
-
-    def split_segment(self, t: float | None = None) -> bool:
-        """Split the segment under t (the playhead) at t; both halves keep its name."""
-        t = self._snap(self.playhead if t is None else t)
-        i = self.segment_index(t)
-        if i is None:
-            self.message.emit("nothing to split here: there is no segment under the playhead")
-            return False
-        segs = list(self.annotation.segments)
-        seg = segs[i]
-        if t - seg.start < 1 / self.fps - 1e-9 or seg.end - t < 1 / self.fps - 1e-9:
-            self.message.emit(f"split refused: {t:.3f} s is on a boundary of '{seg.name}'")
-            return False
-        human = self._human()
-        segs[i : i + 1] = [
-            self._seg(seg, end=t, source=human, confidence=None),
-            self._seg(seg, start=t, source=human, confidence=None),
-        ]
-        return self._edit(f"split '{seg.name}'", selection=Selection("segments", i + 1), segments=segs)
-
-    def merge_with_next(self, i: int | None = None) -> bool:
-        i = self._segment_arg(i)
-        segs = list(self.annotation.segments) if self.annotation else []
-        if i is None or i + 1 >= len(segs):
-            self.message.emit("merge needs a segment with a next one")
-            return False
-        a, b = segs[i], segs[i + 1]
-        segs[i : i + 2] = [self._seg(a, end=b.end, source=self._human(), confidence=None)]
-        return self._edit(
-            f"merge '{a.name}' with '{b.name}'", selection=Selection("segments", i), segments=segs
-        )
-
-    def rename_segment(self, i: int, name: str) -> bool:
-        segs = list(self.annotation.segments) if self.annotation else []
-        if not 0 <= i < len(segs):
-            return False
-        name = name.strip()
-        if not name:
-            self.message.emit("a subtask name cannot be empty")
-            return False
-        if name == segs[i].name:
-            return False
-        segs[i] = self._seg(segs[i], name=name, source=self._human(), confidence=None)
-        return self._edit(f"rename to '{name}'", selection=Selection("segments", i), segments=segs)
-
-    def insert_segment(
-        self, t: float | None = None, name: str = NEW_SEGMENT_NAME, length: float = 1.0
-    ) -> bool:
-        """A new segment from t (the playhead) for `length` seconds, cut out of the one under it."""
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        human = self._human()
-        segs = list(self.annotation.segments)
-        if not segs:
-            new = Segment(name=name, start=0.0, end=self.duration, source=human)
-            return self._edit(f"insert '{name}'", selection=Selection("segments", 0), segments=[new])
-        i = self.segment_index(t)
-        if i is None:
-            return False
-        seg = segs[i]
-        if seg.end - t < 1 / self.fps - 1e-9:  # at the very end: take the last frames instead
-            t = snap_time(max(seg.start, seg.end - length), self.fps)
-        end = min(self._snap(t + max(length, 1 / self.fps)), seg.end)
-        if end - t < 1 / self.fps - 1e-9:
-            return False
-        pieces = []
-        if t - seg.start > 1e-9:
-            pieces.append(self._seg(seg, end=t))
-        pieces.append(Segment(name=name, start=t, end=end, source=human))
-        if seg.end - end > 1e-9:
-            pieces.append(self._seg(seg, start=end))
-        segs[i : i + 1] = pieces
-        at = i + (1 if t - seg.start > 1e-9 else 0)
-        return self._edit(f"insert '{name}'", selection=Selection("segments", at), segments=segs)
-
-    def delete_segment(self, i: int | None = None) -> bool:
-        """Remove a segment; the previous one (or the next, for the first) takes its time."""
-        i = self._segment_arg(i)
-        segs = list(self.annotation.segments) if self.annotation else []
-        if i is None:
-            return False
-        gone = segs[i]
-        human = self._human()
-        if len(segs) == 1:
-            segs = []
-            sel = None
-        elif i > 0:
-            segs[i - 1] = self._seg(segs[i - 1], end=gone.end, source=human, confidence=None)
-            del segs[i]
-            sel = Selection("segments", i - 1)
-        else:
-            segs[1] = self._seg(segs[1], start=0.0, source=human, confidence=None)
-            del segs[0]
-            sel = Selection("segments", 0)
-        return self._edit(f"delete '{gone.name}'", selection=sel, segments=segs)
-
-    def _segment_arg(self, i: int | None) -> int | None:
-        if i is not None:
-            return i if self.annotation and 0 <= i < len(self.annotation.segments) else None
-        if self.selection and self.selection.kind == "segments":
-            return self.selection.index
-        return self.segment_index()
-
-    # ------------------------------------------------------------ boxes
-
-    def box_at(self, track: tuple[str, str, str], t: float | None = None) -> tuple[tuple, bool] | None:
-        """A track's box at t (the playhead) and whether t is on one of its keyframes."""
-        if self.annotation is None:
-            return None
-        frames = box_tracks(self.annotation.boxes).get(track)
-        return interpolate_box(frames or [], self.playhead if t is None else t)
-
-    def set_box(self, track: tuple[str, str, str], xyxy: tuple[float, ...], t: float | None = None) -> bool:
-        """Move/resize a box at t (the playhead): changes the keyframe there, or adds one."""
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        xyxy = _clamp_box(xyxy)
-        boxes = list(self.annotation.boxes)
-        tracked = any(b.track_key == track and (is_tracked(b.source) or b.lost) for b in boxes)
-        for i, b in enumerate(boxes):
-            if b.track_key == track and abs(b.t - t) < 0.5 / self.fps:
-                boxes[i] = _remake(b, xyxy=xyxy, source=self._human(), confidence=None, lost=False)
-                done = self._edit(
-                    f"move box '{b.label}'",
-                    merge_key=("box", track, round(t * self.fps)),
-                    selection=Selection("boxes", i),
-                    boxes=boxes,
-                )
-                if done and tracked:
-                    self.keyframe_corrected.emit(("boxes", track, t))
-                return done
-        camera, label, kind = track
-        boxes.append(Box(t=t, camera=camera, label=label, kind=kind, xyxy=xyxy, source=self._human()))
-        done = self._edit(
-            f"add keyframe of '{label}'",
-            merge_key=("box", track, round(t * self.fps)),
-            selection=Selection("boxes", len(boxes) - 1),
-            boxes=boxes,
-        )
-        if done and tracked:
-            self.keyframe_corrected.emit(("boxes", track, t))
-        return done
-
-    def add_box_keyframe(self, track: tuple[str, str, str], t: float | None = None) -> bool:
-        """Freeze the interpolated box at t (the playhead) into a keyframe."""
-        at = self.box_at(track, t)
-        if at is None:
-            return False
-        if at[1]:
-            self.message.emit("there is already a keyframe here")
-            return False
-        return self.set_box(track, at[0], t)
-
-    def add_box(
-        self, camera: str, label: str, kind: str, xyxy: tuple[float, ...], t: float | None = None
-    ) -> bool:
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        try:
-            box = Box(t=t, camera=camera, label=label, kind=kind, xyxy=_clamp_box(xyxy), source=self._human())
-        except AnnotationError as exc:
-            self.message.emit(f"new box refused: {exc}")
-            return False
-        boxes = [*self.annotation.boxes, box]
-        return self._edit(f"add box '{label}'", selection=Selection("boxes", len(boxes) - 1), boxes=boxes)
-
-    def edit_box(self, i: int, **fields: Any) -> bool:
-        """Change a keyframe's label or kind (its whole track follows only if every keyframe is edited)."""
-        boxes = list(self.annotation.boxes) if self.annotation else []
-        if not 0 <= i < len(boxes):
-            return False
-        try:
-            boxes[i] = _remake(boxes[i], **fields, source=self._human(), confidence=None)
-        except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"box edit refused: {exc}")
-            return False
-        return self._edit(f"edit box '{boxes[i].label}'", selection=Selection("boxes", i), boxes=boxes)
-
-    def delete_box(self, i: int) -> bool:
-        boxes = list(self.annotation.boxes) if self.annotation else []
-        if not 0 <= i < len(boxes):
-            return False
-        gone = boxes.pop(i)
-        return self._edit(f"delete keyframe of '{gone.label}'", selection=None, boxes=boxes)
-
-    # ------------------------------------------------------------ trajectories and contacts
-
-    def move_trajectory_point(self, ti: int, pi: int, x: float, y: float) -> bool:
-        trajs = list(self.annotation.trajectories) if self.annotation else []
-        if not 0 <= ti < len(trajs) or not 0 <= pi < len(trajs[ti].points):
-            return False
-        points = list(trajs[ti].points)
-        t = points[pi][0]
-        points[pi] = (t, _unit(x), _unit(y))
-        tracked = _tracked(trajs[ti])
-        # The moved point is now one a person placed (the others keep what they were); a
-        # tracked trajectory keeps the tracker as its source, its anchors say what is the person's.
-        anchors = sorted({*trajectory_anchor_times(trajs[ti]), t})
-        source = trajs[ti].source if tracked else self._human()
-        trajs[ti] = _remake(trajs[ti], points=points, anchors=anchors, source=source, confidence=None)
-        done = self._edit(
-            "move trajectory point",
-            merge_key=("traj", ti, pi),
-            selection=Selection("trajectories", ti, pi),
-            trajectories=trajs,
-        )
-        if done and tracked:
-            self.keyframe_corrected.emit(("trajectories", ti, t))
-        return done
-
-    def add_trajectory_point(
-        self, camera: str, x: float, y: float, t: float | None = None, index: int | None = None
-    ) -> bool:
-        """A gripper point a person placed at t (the playhead): on trajectory `index`, else the
-        selected or first one of the camera, else a new trajectory. A point already at t moves."""
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        trajs = list(self.annotation.trajectories)
-        if index is None:
-            sel = self.selection
-            if sel and sel.kind == "trajectories" and trajs[sel.index].camera == camera:
-                index = sel.index
-            else:
-                index = next((i for i, tr in enumerate(trajs) if tr.camera == camera), None)
-        if index is None:
-            trajs.append(
-                Trajectory(camera=camera, points=[(t, _unit(x), _unit(y))], anchors=[t], source=self._human())
-            )
-            index, pi = len(trajs) - 1, 0
-        else:
-            traj = trajs[index]
-            tracked = _tracked(traj)
-            eps = 0.5 / self.fps
-            points = [p for p in traj.points if abs(p[0] - t) >= eps] + [(t, _unit(x), _unit(y))]
-            points.sort(key=lambda p: p[0])
-            anchors = sorted({*(a for a in trajectory_anchor_times(traj) if abs(a - t) >= eps), t})
-            lost = [lt for lt in traj.lost if abs(lt - t) >= eps]
-            trajs[index] = _remake(traj, points=points, anchors=anchors, lost=lost, confidence=None)
-            pi = next(i for i, p in enumerate(points) if p[0] == t)
-            done = self._edit(
-                "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
-            )
-            if done and tracked:
-                self.keyframe_corrected.emit(("trajectories", index, t))
-            return done
-        return self._edit(
-            "add trajectory point", selection=Selection("trajectories", index, pi), trajectories=trajs
-        )
-
-    # ------------------------------------------------------------ tracks
-
-    def apply_track_boxes(
-        self,
-        track: tuple[str, str, str],
-        spans: list[tuple[float, float]],
-        boxes: list[Box],
-        promote: float | None = None,
-    ) -> bool:
-        """A tracker's keyframes replace the track's tracked keyframes in `spans` (one undoable edit);
-        `promote`: the time of the keyframe the track started from, made a person's if it was not."""
-        if self.annotation is None:
-            return False
-        current = list(self.annotation.boxes)
-        if promote is not None:
-            for i, b in enumerate(current):
-                if b.track_key == track and abs(b.t - promote) < 0.5 / self.fps and not b.is_human:
-                    current[i] = _remake(b, source=self._human(), confidence=None, lost=False)
-        merged = splice_boxes(current, track, spans, boxes)
-        return self._edit(f"track '{track[1]}'", selection=self.selection, boxes=merged)
-
-    def apply_track_points(
-        self,
-        index: int,
-        spans: list[tuple[float, float]],
-        points: list[tuple[float, float, float]],
-        lost: list[float],
-        promote: float | None = None,
-        source: str = "",
-    ) -> bool:
-        """A tracker's points replace trajectory `index`'s tracked points in `spans` (one undoable edit);
-        the trajectory's `source` becomes the tracker's (its `anchors` keep the person's points)."""
-        trajs = list(self.annotation.trajectories) if self.annotation else []
-        if not 0 <= index < len(trajs):
-            return False
-        traj = trajs[index]
-        anchors = trajectory_anchor_times(traj)
-        if promote is not None:
-            anchors = sorted({*anchors, promote})
-        traj = _remake(traj, anchors=anchors, source=source or traj.source, confidence=None)
-        try:
-            trajs[index] = splice_trajectory(traj, spans, points, lost)
-        except AnnotationError as exc:
-            self.message.emit(f"the track could not be applied: {exc}")
-            return False
-        return self._edit("track the gripper", selection=self.selection, trajectories=trajs)
-
-    def add_contact(self, camera: str, x: float, y: float, t: float | None = None) -> bool:
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        contacts = [
-            *self.annotation.contacts,
-            Contact(t=t, camera=camera, x=_unit(x), y=_unit(y), source=self._human()),
-        ]
-        return self._edit(
-            "add contact", selection=Selection("contacts", len(contacts) - 1), contacts=contacts
-        )
-
-    def move_contact(self, i: int, x: float, y: float) -> bool:
-        contacts = list(self.annotation.contacts) if self.annotation else []
-        if not 0 <= i < len(contacts):
-            return False
-        contacts[i] = _remake(contacts[i], x=_unit(x), y=_unit(y), source=self._human(), confidence=None)
-        return self._edit(
-            "move contact", merge_key=("contact", i), selection=Selection("contacts", i), contacts=contacts
-        )
-
-    def delete_contact(self, i: int) -> bool:
-        contacts = list(self.annotation.contacts) if self.annotation else []
-        if not 0 <= i < len(contacts):
-            return False
-        del contacts[i]
-        return self._edit("delete contact", selection=None, contacts=contacts)
-
-    # ------------------------------------------------------------ dialogue and QA
-
-    def add_dialogue(self, t: float | None = None) -> bool:
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        seg = self.segment_index(t)
-        skill = self.annotation.segments[seg].name if seg is not None else NEW_SEGMENT_NAME
-        turn = DialogueTurn(
-            t=t,
-            skill=skill,
-            user_prompt=f"please {skill}",
-            robot_utterance=f"OK, I will {skill}.",
-            source=self._human(),
-        )
-        items = sorted([*self.annotation.dialogue, turn], key=lambda d: d.t)
-        return self._edit(
-            "add dialogue turn", selection=Selection("dialogue", items.index(turn)), dialogue=items
-        )
-
-    def edit_dialogue(self, i: int, **fields: Any) -> bool:
-        items = list(self.annotation.dialogue) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        try:
-            items[i] = _remake(items[i], **fields, source=self._human(), confidence=None)
-        except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"dialogue edit refused: {exc}")
-            return False
-        return self._edit("edit dialogue turn", selection=Selection("dialogue", i), dialogue=items)
-
-    def delete_dialogue(self, i: int) -> bool:
-        items = list(self.annotation.dialogue) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        del items[i]
-        return self._edit("delete dialogue turn", selection=None, dialogue=items)
-
-    def add_qa(self, camera: str, t: float | None = None) -> bool:
-        if self.annotation is None:
-            return False
-        t = self._snap(self.playhead if t is None else t)
-        item = QA(t=t, camera=camera, question="What is the robot doing?", answer="?", source=self._human())
-        items = sorted([*self.annotation.qa, item], key=lambda q: q.t)
-        return self._edit("add question", selection=Selection("qa", items.index(item)), qa=items)
-
-    def edit_qa(self, i: int, **fields: Any) -> bool:
-        items = list(self.annotation.qa) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        try:
-            items[i] = QA(
-                **{**msgspec.structs.asdict(items[i]), **fields, "source": self._human(), "confidence": None}
-            )
-        except (AnnotationError, TypeError) as exc:
-            self.message.emit(f"question edit refused: {exc}")
-            return False
-        return self._edit("edit question", selection=Selection("qa", i), qa=items)
-
-    def delete_qa(self, i: int) -> bool:
-        items = list(self.annotation.qa) if self.annotation else []
-        if not 0 <= i < len(items):
-            return False
-        del items[i]
-        return self._edit("delete question", selection=None, qa=items)
-
-    # ------------------------------------------------------------ review
-
-    def accept_suggestion(self) -> bool:
-        """Take the model's suggestion: each kind it predicted replaces ours."""
-        sugg = self.suggestion
-        if sugg is None or self.annotation is None:
-            return False
-        changes: dict[str, Any] = {f: getattr(sugg, f) for f in SUGGESTION_FIELDS if getattr(sugg, f)}
-        changes["model"] = sugg.model or self.annotation.model
-        changes["uncertainty"] = sugg.uncertainty
-        return self._edit("accept suggestion", selection=None, suggestion=None, **changes)
-
-    def reject_suggestion(self) -> bool:
-        if self.suggestion is None or self.annotation is None:
-            return False
-        if not self.ready:
-            return False
-        before = _State(self.annotation, self.suggestion)
-        after = _State(self.annotation, None)
-        self.undo_stack.push(EditCommand(self, "reject suggestion", before, after, self.selection))
-        return True
-
-    def accept_episode(self) -> bool:
-        if self.annotation is None or self.annotation.review == "accepted":
-            return False
-        return self._edit("accept episode", review="accepted")
-
-    def set_review(self, state: str) -> bool:
-        return self._edit(f"mark {state}", review=state)
-
-
-def _items(ann: EpisodeAnnotation) -> tuple:
-    """What a person edits, without revision bookkeeping."""
-    return (*(getattr(ann, f) for f in SUGGESTION_FIELDS), ann.review)
-
-
-def _remake(item: Any, **changes: Any) -> Any:
-    """A changed copy of an item, validated (msgspec.structs.replace would skip __post_init__)."""
-    return type(item)(**{**msgspec.structs.asdict(item), **changes})
-
-
-def _tracked(traj: Trajectory) -> bool:
-    """A trajectory a tracker filled (so a person's correction of it is re-tracked)."""
-    return is_tracked(traj.source) or bool(traj.lost)
-
-
-def _unit(v: float) -> float:
-    return min(max(float(v), 0.0), 1.0)
-
-
-def _clamp_box(xyxy: tuple[float, ...]) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (_unit(v) for v in xyxy)
-    return (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        return edits.snap(t, self.duration, self.fps)

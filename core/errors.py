@@ -37,3 +37,8 @@ class MissingExtraError(RoboAnnotateError, ImportError):
         )
         self.module = module
         self.extra = extra
+
+
+class EditRefused(AnnotationError):
+    """A person's edit cannot be made where it was asked (on a boundary, with an empty name):
+    nothing changed, and the message says why."""

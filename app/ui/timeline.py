@@ -7,19 +7,19 @@ move; the drop becomes one undoable edit. A click on a segment selects it, a
 double click renames it in place, and the right-click menu splits at the
 playhead, merges with the next, inserts and deletes. The plots show the chosen
 state/action channels; the gripper channel is chosen by default, since its
-opening and closing mark the grasp and release.
+opening and closing mark the grasp and release. The items it is drawn with are
+app/ui/timeline_items.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import html
 
 import numpy as np
 import pyqtgraph as pg
 import shiboken6
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QAction, QColor, QFont, QFontMetrics, QPainter, QPen
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QGraphicsItem,
     QHBoxLayout,
@@ -32,109 +32,15 @@ from PySide6.QtWidgets import (
 )
 
 from app.document import EpisodeDocument
-from core.annotations import snap_time
+from app.ui.timeline_items import AXIS_WIDTH, InlineEdit, SegmentBars, SnapLine, track_plot
 from core.dataset import Dataset, EpisodeSignals
 from core.errors import RoboAnnotateError
 
-AXIS_WIDTH = 78
 CACHED = QGraphicsItem.CacheMode.DeviceCoordinateCache
 PLAYHEAD_COLOR = QColor(255, 214, 64)
 SIGNAL_COLORS = ("#4fc3f7", "#ffb74d", "#81c784", "#e57373", "#ba68c8", "#fff176", "#90a4ae", "#f06292")
 DIALOGUE_COLOR = QColor(120, 200, 255)
 QA_COLOR = QColor(255, 150, 200)
-
-
-def segment_color(name: str, alpha: int = 200) -> QColor:
-    """A stable colour per subtask name, so 'grasp' looks the same in every episode."""
-    h = int(hashlib.md5(name.encode()).hexdigest()[:6], 16)
-    c = QColor.fromHsv(h % 360, 120 + (h >> 9) % 60, 170 + (h >> 15) % 50)
-    c.setAlpha(alpha)
-    return c
-
-
-class SnapLine(pg.InfiniteLine):
-    """A vertical line whose position always sits on the frame grid."""
-
-    def __init__(self, fps: float, **kwargs) -> None:
-        self.fps = fps
-        super().__init__(angle=90, **kwargs)
-
-    def setPos(self, pos) -> None:
-        if isinstance(pos, QPointF):
-            pos = pos.x()
-        elif isinstance(pos, list | tuple | np.ndarray) and np.ndim(pos):
-            pos = pos[0]
-        super().setPos(snap_time(float(pos), self.fps))
-
-
-class SegmentBars(pg.GraphicsObject):
-    """Coloured spans with their names, drawn in view coordinates (x: seconds, y: 0..1)."""
-
-    clicked = Signal(float, bool)  # time, double click
-    context = Signal(float, object)  # time, screen position
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.segments: list[tuple[str, float, float, bool]] = []  # name, start, end, is_human
-        self.selected: int | None = None
-        self.duration = 1.0
-        self.font = QFont()
-        self.font.setPointSize(9)
-
-    def set_segments(self, segments, duration: float, selected: int | None) -> None:
-        self.prepareGeometryChange()
-        self.segments = [(s.name, s.start, s.end, s.is_human) for s in segments]
-        self.duration = max(duration, 1e-6)
-        self.selected = selected
-        self.update()
-
-    def boundingRect(self) -> QRectF:
-        return QRectF(0, 0, self.duration, 1)
-
-    def paint(self, painter: QPainter, _option, _widget=None) -> None:
-        tr = painter.transform()
-        painter.save()
-        painter.resetTransform()
-        painter.setFont(self.font)
-        fm = QFontMetrics(self.font)
-        for i, (name, a, b, human) in enumerate(self.segments):
-            r = tr.mapRect(QRectF(a, 0.08, b - a, 0.84))
-            painter.fillRect(r, segment_color(name))
-            if i == self.selected:
-                pen = QPen(QColor(255, 255, 255), 2)
-                painter.setPen(pen)
-                painter.drawRect(r.adjusted(1, 1, -1, -1))
-            if human:  # a person touched it: a small mark in the corner
-                painter.fillRect(QRectF(r.left() + 2, r.top() + 2, 5, 5), QColor(255, 255, 255, 200))
-            if r.width() > 14:
-                painter.setPen(QColor(15, 15, 18))
-                text = fm.elidedText(name, Qt.TextElideMode.ElideRight, int(r.width()) - 6)
-                painter.drawText(r.adjusted(3, 0, -3, 0), Qt.AlignmentFlag.AlignCenter, text)
-        painter.restore()
-
-    def mouseClickEvent(self, ev) -> None:
-        t = ev.pos().x()
-        if ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self.clicked.emit(t, ev.double())
-        elif ev.button() == Qt.MouseButton.RightButton:
-            ev.accept()
-            self.context.emit(t, ev.screenPos().toPoint())
-
-
-def _track_plot(label: str, ticks: list[tuple[float, str]]) -> pg.PlotItem:
-    plot = pg.PlotItem()
-    plot.setMenuEnabled(False)
-    plot.hideButtons()
-    plot.setMouseEnabled(x=True, y=False)
-    plot.setYRange(0, 1, padding=0)
-    plot.hideAxis("bottom")
-    left = plot.getAxis("left")
-    left.setWidth(AXIS_WIDTH)
-    left.setTicks([ticks, []])
-    left.setStyle(tickLength=0)
-    plot.getViewBox().setLimits(yMin=0, yMax=1)
-    return plot
 
 
 class Timeline(QWidget):
@@ -158,14 +64,14 @@ class Timeline(QWidget):
         self.graphics.ci.setSpacing(2)
         self.graphics.ci.setContentsMargins(2, 4, 8, 2)
 
-        self.track = _track_plot("subtasks", [(0.5, "subtasks")])
+        self.track = track_plot("subtasks", [(0.5, "subtasks")])
         self.bars = SegmentBars()
         self.track.addItem(self.bars)
         self.bars.clicked.connect(self._on_track_click)
         self.bars.context.connect(self._on_track_context)
         self.graphics.addItem(self.track, row=0, col=0)
 
-        self.markers = _track_plot("markers", [(0.72, "dialogue"), (0.28, "QA")])
+        self.markers = track_plot("markers", [(0.72, "dialogue"), (0.28, "QA")])
         self.marker_points = pg.ScatterPlotItem(size=12, pxMode=True, hoverable=True)
         self.marker_points.sigClicked.connect(self._on_marker_click)
         self.markers.addItem(self.marker_points)
@@ -441,7 +347,7 @@ class Timeline(QWidget):
         pb = self.graphics.mapTo(self, self.graphics.mapFromScene(b))
         if self._rename is not None and shiboken6.isValid(self._rename):
             self._rename.deleteLater()
-        edit = _InlineEdit(seg.name, self)
+        edit = InlineEdit(seg.name, self)
         x = max(0, min(pa.x(), self.width() - 160))
         edit.setGeometry(int(x), int(pa.y()), int(max(160, pb.x() - pa.x())), int(max(24, pb.y() - pa.y())))
         edit.committed.connect(lambda text, i=i: self.doc.rename_segment(i, text))
@@ -481,34 +387,3 @@ class Timeline(QWidget):
         vb = self.plot.getViewBox()
         if vb.sceneBoundingRect().contains(ev.scenePos()):
             self.doc.set_playhead(vb.mapSceneToView(ev.scenePos()).x())
-
-
-class _InlineEdit(QLineEdit):
-    committed = Signal(str)
-
-    def __init__(self, text: str, parent: QWidget) -> None:
-        super().__init__(text, parent)
-        self._done = False
-        self.returnPressed.connect(self._commit)
-
-    def _commit(self) -> None:
-        if not self._done:
-            self._done = True
-            self.committed.emit(self.text())
-            self.hide()
-            self.deleteLater()
-
-    def keyPressEvent(self, event) -> None:
-        if event.key() == Qt.Key.Key_Escape:
-            self._done = True
-            self.hide()
-            self.deleteLater()
-            return
-        super().keyPressEvent(event)
-
-    def focusOutEvent(self, event) -> None:
-        super().focusOutEvent(event)
-        if not self._done:
-            self._done = True
-            self.hide()
-            self.deleteLater()

@@ -1,6 +1,6 @@
 """`robo-annotate open` / `demo`: a local backend for the session, a link, the GUI, and a clean stop.
 
-The GUI itself is another module's (app.ui.main_window.run_gui); these tests put a
+The GUI itself is another module's (app.ui.launch.run_gui); these tests put a
 stand-in `run_gui` in its place that drives the real link the way the window
 does (wait for the backend, predict, load, edit), so what is checked here is the
 command's own job: the backend child process, the journal, the hand-over and
@@ -48,7 +48,7 @@ def data_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def gui(monkeypatch, qtbot):
-    """A stand-in for app.ui.main_window.run_gui that uses the real link like the window does."""
+    """A stand-in for app.ui.launch.run_gui that uses the real link like the window does."""
     calls: list[dict] = []
 
     def run_gui(dataset_path, dataset_id, link, screenshot=None, episode=None):
@@ -74,9 +74,9 @@ def gui(monkeypatch, qtbot):
             screenshot.write_bytes(b"\x89PNG stand-in")
         return 0
 
-    module = types.ModuleType("app.ui.main_window")
+    module = types.ModuleType("app.ui.launch")
     module.run_gui = run_gui
-    monkeypatch.setitem(sys.modules, "app.ui.main_window", module)
+    monkeypatch.setitem(sys.modules, "app.ui.launch", module)
     return calls
 
 
@@ -145,7 +145,7 @@ def test_demo_generates_the_dataset_when_missing(gui, data_home, tmp_path):
 def test_bad_dataset_and_missing_gui_are_clear_errors(data_home, tmp_path, demo_root, monkeypatch, capsys):
     assert cli.main(["open", str(tmp_path / "nope")]) == 1
     assert "nope: no such dataset directory" in capsys.readouterr().err
-    monkeypatch.setitem(sys.modules, "app.ui.main_window", None)
+    monkeypatch.setitem(sys.modules, "app.ui.launch", None)
     assert cli.main(["open", str(demo_root)]) == 1
     assert "no GUI" in capsys.readouterr().err
     assert not (data_home / "robo-annotate" / "stores").exists()  # no backend was started

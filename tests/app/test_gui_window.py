@@ -10,7 +10,8 @@ from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from app.ui.main_window import MainWindow, run_gui
+from app.ui.launch import run_gui
+from app.ui.main_window import MainWindow
 from app.ui.overlays import BoxItem
 from core import export
 from core.annotations import box_tracks
