@@ -263,7 +263,13 @@ def test_inspector_fits_its_dock_whatever_is_selected(annotated, qtbot):
     """No panel is wider than the dock shows (there is no horizontal scroll bar to reach it)."""
     win, insp = annotated, annotated.inspector
     win.resizeDocks([win.docks["inspector"]], [1], Qt.Orientation.Horizontal)  # as narrow as it goes
-    qtbot.wait(50)
+
+    def fits() -> bool:
+        return insp.widget().width() <= insp.viewport().width()
+
+    # The dock's new width reaches the scroll area through queued resize events: wait for them
+    # (a loaded machine may take longer than any fixed pause), not for a fixed time.
+    qtbot.waitUntil(fits, timeout=5000)
     add = {"add dialogue": win.doc.add_dialogue, "add qa": lambda: win.doc.add_qa(win.dataset.cameras[0])}
     for kind in ("segments", "boxes", "contacts", "dialogue", "qa", None, "add dialogue", "add qa"):
         if kind in add:
@@ -275,8 +281,7 @@ def test_inspector_fits_its_dock_whatever_is_selected(annotated, qtbot):
         # Not even for a moment may the shown page be wider than its panel (nothing may be left to
         # lay it out again later: a real window often has no later pass).
         assert insp.pages.width() <= insp.item_box.contentsRect().width(), kind
-        qtbot.wait(50)
-        assert insp.widget().width() <= insp.viewport().width(), kind
+        qtbot.waitUntil(fits, timeout=5000)
         page = insp.pages.currentWidget()
         right = page.mapTo(insp.viewport(), page.rect().topRight()).x()
         assert right <= insp.viewport().width(), kind
