@@ -178,3 +178,21 @@ def argument_fields(
     # Fields without defaults first, as a dataclass needs (argparse does not care about order).
     specs.sort(key=lambda s: s[2].default is not MISSING or s[2].default_factory is not MISSING)
     return dataclasses.make_dataclass(name or f"{cls.__name__}Arguments", specs)
+
+
+def flag_options(cls: type, name: str, *, help: str | None = None) -> dict[str, Any]:
+    """argparse `add_argument` keywords (default, help) for a flag spelled apart from its field.
+
+    For CLIs that cannot take HfArgumentParser (robo-backend: no transformers in its base
+    install) or whose flags predate the field names (--heartbeat for heartbeat_s): the
+    default and the help text still come from the one declaration.
+    """
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        raise KeyError(f"{cls.__name__} has no field {name!r}")
+    if f.default is MISSING:
+        raise ValueError(f"{cls.__name__}.{name} has no plain default to give a flag")
+    text = help if help is not None else f.metadata.get(HELP, "")
+    if f.default is not None and not isinstance(f.default, bool):
+        text = f"{text} (default {f.default})" if text else f"default {f.default}"
+    return {"default": f.default, "help": text}

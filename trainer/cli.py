@@ -5,8 +5,13 @@
     robo-trainer evaluate --model runs/r1 --store S --datasets D... --split heldout
     robo-trainer round --backend tcp://host:5555 --store S --datasets D... --base-model M --runs runs/
 
-Thin over trainer.finetune / evaluate / round; errors are printed as one line naming
-the file or field, exit status 1 (2 for bad arguments).
+Each command's flags are derived from the fields of its configs (FinetuneConfig,
+RoundConfig, SampleConfig) by transformers' HfArgumentParser, so a field's default and
+help are written once: `--lora-r` and `--lora_r` both work, a boolean takes `--lora` or
+`--lora false`, a default-true one also `--no-gradient-checkpointing`. (draccus, which
+lerobot installs, gives a field one flag spelling and no aliases: `--base-model`,
+`--lr`, `--workers` would have changed.) Thin over trainer.finetune / evaluate / round;
+errors are printed as one line naming the file or field, exit status 1 (2 for bad arguments).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import argument_fields
-from core.errors import RoboAnnotateError
+from core.errors import MissingExtraError, RoboAnnotateError
 from core.vlm.config import SampleConfig
 from trainer.config import FinetuneConfig, finetune_arguments
 from trainer.round import RoundConfig
@@ -66,7 +71,10 @@ def _sample_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of each command come from the fields of its configs (trainer.config, trainer.round)."""
-    from transformers import HfArgumentParser
+    try:
+        from transformers import HfArgumentParser
+    except ImportError as exc:
+        raise MissingExtraError("transformers", "train", "robo-trainer") from exc
 
     p = argparse.ArgumentParser(prog="robo-trainer", description="RoboAnnotate trainer.")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -194,7 +202,12 @@ def _finish(status: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except MissingExtraError as exc:
+        print(f"robo-trainer: error: {exc}", file=sys.stderr)
+        return 1
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )

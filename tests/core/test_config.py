@@ -113,3 +113,15 @@ def test_a_config_made_from_parsed_flags_is_validated():
     ns = HfArgumentParser([view]).parse_args(["--path", "x", "--count", "0"])
     with pytest.raises(ToyError, match="count = 0: must be >= 1"):
         Toy(**vars(ns))
+
+
+def test_flag_options_give_a_hand_spelled_flag_its_default_and_help():
+    from core.config import flag_options
+
+    assert flag_options(Toy, "delay") == {"default": 1.0, "help": "default 1.0"}
+    assert flag_options(Toy, "count") == {"default": 1, "help": "how many (default 1)"}
+    assert flag_options(Toy, "limit", help="at most") == {"default": None, "help": "at most"}
+    with pytest.raises(KeyError, match="no field 'nope'"):
+        flag_options(Toy, "nope")
+    with pytest.raises(ValueError, match="no plain default"):
+        flag_options(Toy, "path")
