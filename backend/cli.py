@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
+from core.config import flag_options
 from core.errors import RoboAnnotateError
 from core.hub import add_dataset_argument, resolve_args, source_for
 
@@ -134,6 +137,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _server_flag(name: str) -> dict[str, Any]:
+    from backend.config import ServerConfig
+
+    return flag_options(ServerConfig, name)
+
+
+def _server_help(name: str) -> str:
+    from backend.config import ServerConfig
+
+    return next(f.metadata["help"] for f in dataclasses.fields(ServerConfig) if f.name == name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="robo-backend", description="RoboAnnotate inference backend.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -146,37 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
         many=True,
         help="dataset directories, folders of datasets, or Hub repo ids (owner/name)",
     )
-    s.add_argument("--store", type=Path, required=True, help="SQLite annotation store (created if missing)")
-    s.add_argument(
-        "--bind", default="tcp://127.0.0.1:5555", help="ROUTER endpoint (default tcp://127.0.0.1:5555)"
-    )
-    s.add_argument("--events", default=None, help="PUB endpoint (default: the next port)")
-    s.add_argument(
-        "--engine", default="kinematic", help="kinematic, transformers, vllm or openai (default kinematic)"
-    )
+    # Defaults and help come from ServerConfig's fields (core.config.flag_options).
+    s.add_argument("--store", type=Path, required=True, help=_server_help("store"))
+    s.add_argument("--bind", **_server_flag("bind"))
+    s.add_argument("--events", **_server_flag("events"))
+    s.add_argument("--engine", **_server_flag("engine"))
     s.add_argument(
         "--model", default=None, help="checkpoint directory, hub id or served model name (VLM engines)"
     )
     s.add_argument("--engine-options", default=None, help="engine options as a JSON object")
-    s.add_argument(
-        "--curve",
-        type=Path,
-        default=None,
-        help="key directory from `robo-backend keygen`: encrypt and allow-list",
-    )
-    s.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without --curve")
-    s.add_argument("--heartbeat", type=float, default=1.0, help="seconds between heartbeats (default 1)")
-    s.add_argument(
-        "--propagation-delay",
-        type=float,
-        default=1.0,
-        metavar="S",
-        help="after an acceptance, wait this long for more before re-proposing the task's other "
-        "episodes from its accepted ones (default 1; 0 turns it off)",
-    )
-    s.add_argument(
-        "--tracker", default="cpu", help="tracker for the app's Track: cpu, sam2 or sam3 (default cpu)"
-    )
+    s.add_argument("--curve", type=Path, **_server_flag("curve_dir"))
+    s.add_argument("--insecure", action="store_true", help=_server_help("insecure"))
+    s.add_argument("--heartbeat", type=float, **_server_flag("heartbeat_s"))
+    s.add_argument("--propagation-delay", type=float, metavar="S", **_server_flag("propagation_delay"))
+    s.add_argument("--tracker", **_server_flag("tracker"))
     s.add_argument("--tracker-model", default=None, help="SAM2/SAM3 video checkpoint for --tracker sam2/sam3")
     s.set_defaults(func=cmd_serve)
 

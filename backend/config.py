@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.config import setting, validate
 from core.protocol import MAX_MESSAGE_BYTES
 
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
@@ -38,37 +39,37 @@ def events_endpoint_for(bind: str) -> str:
 
 @dataclass
 class ServerConfig:
-    # Dataset directories, or folders whose subdirectories are datasets.
-    datasets: list[Path]
-    # The SQLite store (created if missing).
-    store: Path
-    # ROUTER endpoint for requests.
-    bind: str = "tcp://127.0.0.1:5555"
-    # PUB endpoint for events; default: next to `bind`.
-    events: str | None = None
-    # Engine name and its options.
-    engine: str = "kinematic"
-    engine_options: dict[str, Any] = field(default_factory=dict)
-    # Directory made by `robo-backend keygen`: turns on CURVE encryption and the client allow-list.
-    curve_dir: Path | None = None
-    # Allow binding a non-loopback address without CURVE.
-    insecure: bool = False
-    # Seconds between heartbeats on the PUB socket.
-    heartbeat_s: float = 1.0
-    # Requests larger than this get a 'too_large' error.
-    max_message_bytes: int = MAX_MESSAGE_BYTES
-    # Episodes per engine call.
-    batch_size: int = 8
-    # Predict requests queued beyond this get a 'busy' error.
-    max_pending: int = 64
-    # Seconds without a new acceptance before a task's episodes are re-proposed from its
-    # exemplars (engines that learn from accepted episodes only); 0 turns it off.
-    propagation_delay: float = 1.0
-    # The tracker a Track request without one gets (cpu, sam2, sam3) and its options (e.g. model).
-    tracker: str = "cpu"
-    tracker_options: dict[str, Any] = field(default_factory=dict)
+    datasets: list[Path] = setting(help="dataset directories, or folders whose subdirectories are datasets")
+    store: Path = setting(help="the SQLite annotation store (created if missing)")
+    bind: str = setting("tcp://127.0.0.1:5555", help="ROUTER endpoint for requests")
+    events: str | None = setting(None, help="PUB endpoint for events (default: next to bind)")
+    engine: str = setting("kinematic", help="engine name: kinematic, transformers, vllm or openai")
+    engine_options: dict[str, Any] = setting(default_factory=dict, cli=False, help="the engine's options")
+    curve_dir: Path | None = setting(
+        None,
+        help="directory made by `robo-backend keygen`: turns on CURVE encryption and the client allow-list",
+    )
+    insecure: bool = setting(False, help="allow binding a non-loopback address without CURVE")
+    heartbeat_s: float = setting(1.0, gt=0, help="seconds between heartbeats on the PUB socket")
+    max_message_bytes: int = setting(
+        MAX_MESSAGE_BYTES, ge=1024, help="requests larger than this get a 'too_large' error"
+    )
+    batch_size: int = setting(8, ge=1, help="episodes per engine call")
+    max_pending: int = setting(64, help="predict requests queued beyond this get a 'busy' error")
+    propagation_delay: float = setting(
+        1.0,
+        ge=0,
+        unit="seconds",
+        help="seconds without a new acceptance before a task's episodes are re-proposed from its "
+        "exemplars (engines that learn from accepted episodes only); 0 turns it off",
+    )
+    tracker: str = setting("cpu", help="the tracker a Track request without one gets (cpu, sam2, sam3)")
+    tracker_options: dict[str, Any] = setting(
+        default_factory=dict, cli=False, help="the tracker's options (e.g. model)"
+    )
 
     def __post_init__(self) -> None:
+        validate(self)
         self.datasets = [Path(p) for p in self.datasets]
         self.store = Path(self.store)
         if self.events is None:
@@ -89,11 +90,3 @@ class ServerConfig:
                 f"bind = {exposed[0]!r} is reachable from other machines without encryption: "
                 "give --curve DIR (see `robo-backend keygen`) or, on a trusted network, --insecure"
             )
-        if self.heartbeat_s <= 0:
-            raise ValueError(f"heartbeat_s = {self.heartbeat_s}: must be > 0")
-        if self.max_message_bytes < 1024:
-            raise ValueError(f"max_message_bytes = {self.max_message_bytes}: must be >= 1024")
-        if self.propagation_delay < 0:
-            raise ValueError(f"propagation_delay = {self.propagation_delay}: must be >= 0 seconds")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size = {self.batch_size}: must be >= 1")

@@ -47,7 +47,7 @@ class Generator:
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from trainer.finetune import attention_implementation
+        from trainer.model import attention_implementation
 
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if self.device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32

@@ -24,15 +24,16 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from core.config import setting, validate
 from core.errors import RoboAnnotateError
 from trainer.checkpoint import CheckpointMeta, has_meta, read_meta, update_meta, write_json
+from trainer.config import FinetuneConfig, finetune_argv
 from trainer.data import find_datasets, load_accepted, split
 from trainer.evaluate import evaluate, plot_rounds
-from trainer.finetune import FinetuneConfig
 from trainer.metrics import is_better
 
 log = logging.getLogger(__name__)
@@ -46,41 +47,40 @@ class RoundError(RoboAnnotateError):
 
 @dataclass
 class RoundConfig:
-    # The backend's ROUTER endpoint, e.g. tcp://127.0.0.1:5555.
-    backend: str
-    # Folder with one sub-folder per round.
-    runs: Path
-    # How to fine-tune (its `out` and `round` are set by the round).
-    finetune: FinetuneConfig
-    # Training processes on this machine (1: a plain child process; more: torchrun --standalone).
-    nproc: int = 1
-    # if-better: reload only a better model; always / never: regardless.
-    promote: str = "if-better"
-    # The new score must beat the previous one by more than this.
-    min_delta: float = 0.0
-    # Client keys directory (server.key + clients/<user>.key_secret) for a CURVE backend.
-    curve: Path | None = None
-    user: str = "robo-trainer"
-    # Evaluation: answer budget, prompts per generate call, prompts per task (None: all).
-    max_new_tokens: int = 512
-    eval_batch_size: int = 8
-    max_per_task: int | None = None
-    # Seconds to wait for the backend's first answer, and for a reload (which loads the model).
-    connect_timeout: float = 30.0
-    timeout: float = 600.0
-    # Extra environment for the training child (e.g. TORCH_EXTENSIONS_DIR).
-    env: dict[str, str] = field(default_factory=dict)
+    backend: str = setting(help="the backend's ROUTER endpoint, e.g. tcp://127.0.0.1:5555")
+    runs: Path = setting(help="folder holding one sub-folder per round")
+    finetune: FinetuneConfig = setting(
+        cli=False, help="how to fine-tune (its out and round are set by the round)"
+    )
+    nproc: int = setting(
+        1, ge=1, help="training processes on this machine (1: a plain child process; more: torchrun)"
+    )
+    promote: str = setting(
+        "if-better", choices=PROMOTE, help="if-better: reload only a better model; always / never: regardless"
+    )
+    min_delta: float = setting(0.0, help="score margin the new model must beat the previous one by")
+    curve: Path | None = setting(
+        None, help="client keys directory (server.key + clients/<user>.key_secret) for a CURVE backend"
+    )
+    user: str = setting("robo-trainer", help="who the round is, to the backend")
+    max_new_tokens: int = setting(512, help="evaluation: answer budget per prompt")
+    eval_batch_size: int = setting(8, help="evaluation: prompts per generate call")
+    max_per_task: int | None = setting(None, help="evaluation: score at most this many prompts per task")
+    connect_timeout: float = setting(30.0, cli=False, help="seconds to wait for the backend's first answer")
+    timeout: float = setting(600.0, cli=False, help="seconds to wait for a reload (which loads the model)")
+    env: dict[str, str] = setting(
+        default_factory=dict,
+        cli=False,
+        help="extra environment for the training child (e.g. TORCH_EXTENSIONS_DIR)",
+    )
 
     def __post_init__(self) -> None:
+        validate(self)
         self.runs = Path(self.runs)
         if "://" not in self.backend:
             raise ValueError(
                 f"backend = {self.backend!r}: must be a ZeroMQ endpoint like tcp://127.0.0.1:5555"
             )
-        if self.nproc < 1:
-            raise ValueError(f"nproc = {self.nproc}: must be >= 1")
-        if self.promote not in PROMOTE:
-            raise ValueError(f"promote = {self.promote!r}: must be one of {', '.join(PROMOTE)}")
 
 
 # ---------------------------------------------------------------- runs folder
@@ -104,70 +104,6 @@ def previous_model(runs: Path, served_version: str, base_model: str) -> tuple[st
         if m.promoted:
             return str(d), m
     return base_model, None
-
-
-def finetune_argv(cfg: FinetuneConfig) -> list[str]:
-    """The `robo-trainer finetune` arguments that reproduce `cfg`."""
-    argv = [
-        "finetune",
-        "--store",
-        str(cfg.store),
-        "--datasets",
-        *map(str, cfg.datasets),
-        "--base-model",
-        cfg.base_model,
-        "--out",
-        str(cfg.out),
-        "--round",
-        str(cfg.round),
-        "--family",
-        cfg.family,
-        "--tasks",
-        ",".join(cfg.tasks),
-        "--heldout-fraction",
-        repr(cfg.heldout_fraction),
-        "--epochs",
-        repr(cfg.epochs),
-        "--max-steps",
-        str(cfg.max_steps),
-        "--lr",
-        repr(cfg.lr),
-        "--batch-size",
-        str(cfg.batch_size),
-        "--grad-accum",
-        str(cfg.grad_accum),
-        "--warmup-ratio",
-        repr(cfg.warmup_ratio),
-        "--max-length",
-        str(cfg.max_length),
-        "--precision",
-        cfg.precision,
-        "--attention",
-        cfg.attention,
-        "--seed",
-        str(cfg.seed),
-        "--workers",
-        str(cfg.dataloader_workers),
-        "--lora-r",
-        str(cfg.lora_r),
-        "--lora-alpha",
-        str(cfg.lora_alpha),
-        "--lora-dropout",
-        repr(cfg.lora_dropout),
-    ]
-    if cfg.lora:
-        argv.append("--lora")
-    if cfg.deepspeed is not None:
-        argv += ["--deepspeed", str(cfg.deepspeed)]
-    if cfg.train_vision:
-        argv.append("--train-vision")
-    if not cfg.gradient_checkpointing:
-        argv.append("--no-gradient-checkpointing")
-    import json
-
-    for key, value in sorted(cfg.sample_options.items()):
-        argv += ["--sample-option", f"{key}={json.dumps(value)}"]
-    return argv
 
 
 def run_finetune(cfg: FinetuneConfig, nproc: int = 1, env: dict[str, str] | None = None) -> CheckpointMeta:

@@ -93,3 +93,35 @@ def test_shipped_deepspeed_configs_are_filled_by_the_trainer():
         assert offload == name.endswith("offload")
         # A DeepSpeed CPU optimizer only where the optimizer state lives on the CPU.
         assert ("optimizer" in cfg) == offload
+
+
+def test_a_config_written_as_flags_parses_back_to_itself(tmp_path, accepted_store, datasets_dir):
+    """finetune_argv and the parser are both derived from FinetuneConfig's fields: a round's child
+    process trains exactly the config the round made."""
+    from trainer.cli import _finetune_config
+    from trainer.config import finetune_argv
+
+    cfg = FinetuneConfig(
+        store=accepted_store, datasets=[datasets_dir, datasets_dir], base_model="m", out=tmp_path / "o",
+        lora=True, lora_r=4, deepspeed=REPO / "resources" / "deepspeed" / "zero2.json", tasks=("segmentation",),
+        learning_rate=3e-4, gradient_checkpointing=False, round=7, dataloader_workers=2, precision="fp32",
+        sample_options={"frame_side": 56, "cameras": ["observation.images.top"]},
+    )  # fmt: skip
+    assert _finetune_config(build_parser().parse_args(finetune_argv(cfg))) == cfg
+    default = FinetuneConfig(
+        store=accepted_store, datasets=[datasets_dir], base_model="m", out=tmp_path / "o"
+    )
+    assert _finetune_config(build_parser().parse_args(finetune_argv(default))) == default
+
+
+def test_flag_values_are_checked_by_the_config_rules(tmp_path, accepted_store, datasets_dir, capsys):
+    for extra, said in (
+        (["--lora-r", "0"], "lora_r = 0: must be >= 1"),
+        (["--warmup-ratio", "1.5"], "warmup_ratio = 1.5: must be in [0, 1)"),
+        (["--epochs", "0"], "epochs = 0.0: must be > 0 when max_steps is not set"),
+    ):
+        assert main(_finetune_args(accepted_store, datasets_dir, tmp_path / "o", *extra)) == 1
+        assert said in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(_finetune_args(accepted_store, datasets_dir, tmp_path / "o", "--precision", "fp8"))
+    assert exc.value.code == 2 and "invalid choice: 'fp8'" in capsys.readouterr().err

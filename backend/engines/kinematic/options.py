@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
+from core.config import setting, validate
+
 
 class KinematicOptionError(ValueError):
     """A bad engine option; the message names it."""
@@ -15,17 +17,26 @@ class KinematicOptionError(ValueError):
 class KinematicOptions:
     """Tuning knobs, in seconds and dimensionless ratios so they do not depend on fps."""
 
-    # Shortest segment the engine proposes (seconds); a shorter one is flagged unsure.
-    min_segment: float = 0.2
-    # Least shape score for a dimension to count as the gripper when no name says so.
-    shape_threshold: float = 0.4
-    # A stop at least this long is a pause (a new motion may start after it); shorter ones are
-    # dips inside one motion (seconds).
-    min_pause: float = 0.25
-    # Cuts closer than this are one cut (seconds).
-    merge: float = 0.3
-    # Processes for large batches (0: one per core, at most four; 1: none).
-    workers: float = 0
+    min_segment: float = setting(
+        0.2, gt=0, unit="seconds", help="shortest segment proposed (seconds); a shorter one is flagged unsure"
+    )
+    shape_threshold: float = setting(
+        0.4, ge=0, le=1, help="least shape score for a dimension to count as the gripper when no name says so"
+    )
+    min_pause: float = setting(
+        0.25,
+        gt=0,
+        unit="seconds",
+        help="a stop at least this long is a pause (a new motion may start after it); shorter ones are "
+        "dips inside one motion (seconds)",
+    )
+    merge: float = setting(0.3, ge=0, unit="seconds", help="cuts closer than this are one cut (seconds)")
+    workers: float = setting(
+        0, ge=0, integer=True, help="processes for large batches (0: one per core, at most four; 1: none)"
+    )
+
+    def __post_init__(self) -> None:
+        validate(self, error=KinematicOptionError, label="kinematic engine option '{name}'")
 
     @classmethod
     def parse(cls, options: dict[str, Any], *, strict: bool = True) -> KinematicOptions:
@@ -42,20 +53,4 @@ class KinematicOptions:
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
                 raise KinematicOptionError(f"kinematic engine option '{name}' = {value!r}: must be a number")
             values[name] = float(value)
-        opts = cls(**values)
-        checks = {
-            "min_segment": (opts.min_segment > 0, "must be > 0 seconds"),
-            "shape_threshold": (0 <= opts.shape_threshold <= 1, "must be in [0, 1]"),
-            "min_pause": (opts.min_pause > 0, "must be > 0 seconds"),
-            "merge": (opts.merge >= 0, "must be >= 0 seconds"),
-            "workers": (
-                opts.workers >= 0 and float(opts.workers).is_integer(),
-                "must be a whole number >= 0",
-            ),
-        }
-        for name, (ok, why) in checks.items():
-            if not ok:
-                raise KinematicOptionError(
-                    f"kinematic engine option '{name}' = {getattr(opts, name)!r}: {why}"
-                )
-        return opts
+        return cls(**values)
