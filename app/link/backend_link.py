@@ -27,7 +27,7 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.link.journal import Journal, JournalError
-from app.link.keys import ClientKeys, load_client_keys
+from client.keys import ClientKeys, load_client_keys
 from core.annotations import EpisodeAnnotation
 from core.protocol import (
     PROTOCOL_VERSION,

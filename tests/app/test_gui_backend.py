@@ -165,7 +165,7 @@ def test_a_conflict_shows_both_versions_and_the_choice_is_kept(qtbot, backend, l
     win, link = linked("alice")
     _loaded(qtbot, win, 2)
     base = win.doc.base_revision
-    from backend.client import BackendClient
+    from client import BackendClient
     from core.protocol import Correction, new_id
 
     theirs = edit(backend.datasets, 2, ["bob's", "version"], "bob")
@@ -239,7 +239,7 @@ def test_predict_a_selection_the_queue_and_someone_elses_edit(qtbot, backend, li
     qtbot.waitUntil(lambda: win.doc.episode == first, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.doc.ready, timeout=WAIT_MS)
     # Someone else edits the open episode: with no local edits, the window reloads their version.
-    from backend.client import BackendClient
+    from client import BackendClient
     from core.protocol import Correction, new_id
 
     theirs = edit(backend.datasets, first, ["carol's"], "carol")

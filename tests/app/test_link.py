@@ -25,7 +25,7 @@ import zmq.auth
 
 from app.link.backend_link import BackendLink, LinkTiming
 from app.link.journal import Journal
-from app.link.keys import CurveKeyError
+from client.keys import CurveKeyError
 from core.protocol import (
     PROTOCOL_VERSION,
     AnnotationReply,

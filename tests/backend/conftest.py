@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.client import BackendClient, BackendTimeout
 from backend.config import ServerConfig
 from backend.server import BackendServer
+from client import BackendClient, BackendTimeout
 from core.dataset import Dataset
 
 REPO = Path(__file__).resolve().parents[2]

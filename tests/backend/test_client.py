@@ -15,7 +15,7 @@ import msgspec
 import pytest
 import zmq
 
-from backend.client import BackendClient, BackendError, UnexpectedReply
+from client import BackendClient, BackendError, UnexpectedReply
 from core.errors import ProtocolError
 from core.protocol import (
     Accepted,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from backend.client import BackendClient, BackendTimeout
+from client import BackendClient, BackendTimeout
 from core.annotations import EpisodeAnnotation, Segment
 from core.protocol import Ack, Correction, Submit
 from core.store import Store

@@ -14,9 +14,9 @@ import time
 import uuid
 from pathlib import Path
 
-from backend.client import BackendClient, EventListener
 from backend.engines.kinematic.naming import adapt_name, word_map
 from backend.evaluate import true_segments
+from client import BackendClient, EventListener
 from core.annotations import EpisodeAnnotation
 from core.dataset import Dataset
 from core.metrics import boundary_f1

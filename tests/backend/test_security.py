@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
-from backend.client import BackendClient, BackendTimeout
 from backend.config import ServerConfig
-from backend.security import ClientKeys, keygen
+from backend.security import keygen
+from client import BackendClient, BackendTimeout, ClientKeys
 from tests.backend.conftest import free_ports, running_server
 
 

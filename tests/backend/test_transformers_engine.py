@@ -17,11 +17,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from backend.client import BackendClient
 from backend.engines import make_engine
 from backend.engines.base import EpisodeJob
 from backend.engines.kinematic import KinematicEngine
 from backend.engines.vlm import GenRequest
+from client import BackendClient
 from core.annotations import EpisodeAnnotation, annotation_from_json, annotation_to_json
 from core.dataset import Dataset
 from core.store import Store

@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from backend.client import BackendClient, EventListener
 from backend.config import ServerConfig
+from client import BackendClient, EventListener
 from core.annotations import replace
 from core.protocol import Ack, Correction
 from core.store import Store
