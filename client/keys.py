@@ -70,7 +70,9 @@ class ClientKeys:
     @classmethod
     def from_files(cls, server_public_file: Path, client_secret_file: Path) -> ClientKeys:
         if not Path(server_public_file).is_file():
-            raise CurveKeyError(f"{server_public_file}: missing; copy the backend's public key (server.key) here")
+            raise CurveKeyError(
+                f"{server_public_file}: missing; copy the backend's public key (server.key) here"
+            )
         server_public, _ = _load(Path(server_public_file), secret=False)
         public, secret = _load(Path(client_secret_file), secret=True)
         assert secret is not None  # _load(secret=True) raised otherwise

@@ -198,7 +198,9 @@ class Session:
         try:
             reply = decode_reply(frames[0])
         except WireError as exc:
-            self._error(f"The backend at {self.endpoint} sent a reply this app cannot read ({exc}); ignored it.")
+            self._error(
+                f"The backend at {self.endpoint} sent a reply this app cannot read ({exc}); ignored it."
+            )
             return
         now = self.clock()
         self.last_seen = now
@@ -366,7 +368,9 @@ class Session:
             own_in_flight = ev.author == f"human:{self.user}" and self.corrections.in_flight_on(
                 ev.dataset, ev.episode
             )
-            if not own_in_flight and not self.corrections.is_own_revision(ev.dataset, ev.episode, ev.revision):
+            if not own_in_flight and not self.corrections.is_own_revision(
+                ev.dataset, ev.episode, ev.revision
+            ):
                 self.notify(Note("episode_changed", (ev.dataset, ev.episode, ev.revision, ev.author)))
         elif ev.kind == "model_reloaded" and self.welcomed:
             msg = GetModel(id=new_id())

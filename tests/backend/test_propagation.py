@@ -22,7 +22,7 @@ from core.dataset import Dataset
 from core.metrics import boundary_f1
 from core.protocol import Ack, Correction
 from core.store import Store
-from tests.backend.conftest import ServerProcess, running_server
+from tests.fixtures.servers import ServerProcess, running_server
 
 EX = "+ex-"
 

@@ -12,7 +12,7 @@ import zmq.auth
 from backend.config import ServerConfig
 from backend.security import keygen
 from client import BackendClient, BackendTimeout, ClientKeys
-from tests.backend.conftest import free_ports, running_server
+from tests.fixtures.servers import free_ports, running_server
 
 
 @pytest.fixture

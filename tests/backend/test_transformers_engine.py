@@ -26,7 +26,7 @@ from core.annotations import EpisodeAnnotation, annotation_from_json, annotation
 from core.dataset import Dataset
 from core.store import Store
 from core.vlm.samples import build_inference_requests, render_images
-from tests.backend.conftest import running_server
+from tests.fixtures.servers import running_server
 
 # Few frames, small images, a few dozen tokens: seconds on a CPU.
 TINY = {

@@ -29,7 +29,7 @@ from backend.engines.vlm import (
 from core.annotations import EpisodeAnnotation, Segment
 from core.dataset import Dataset
 from core.store import Store
-from tests.backend.conftest import running_server
+from tests.fixtures.servers import running_server
 
 SMALL = {"rate": 1.0, "sheet_frames": 4, "sheets_per_window": 1, "frame_side": 112, "sheet_side": 224}
 

@@ -84,9 +84,7 @@ def rig(tmp_path):
     clock, wire, notes = Clock(), Wire(), []
     journal = Journal(tmp_path / "journal")
     timing = LinkTiming(resend_after_s=5.0, retry_after_s=2.0, window=2, connect_timeout_s=3.0)
-    session = Session(
-        "tcp://10.0.0.7:5555", journal, "alice", wire, notes.append, timing=timing, clock=clock
-    )
+    session = Session("tcp://10.0.0.7:5555", journal, "alice", wire, notes.append, timing=timing, clock=clock)
     session.start()
     yield session, wire, clock, notes, journal
     journal.close()
@@ -132,7 +130,9 @@ def test_hello_is_retried_until_the_socket_has_a_peer_and_names_the_user(rig):
 def test_a_welcome_connects_only_when_it_answers_our_hello(rig):
     session, wire, _clock, notes, _ = rig
     session.tick()
-    stray = Welcome(id="not-ours", protocol=PROTOCOL_VERSION, server="x", model=MODEL, datasets=[], heartbeat_s=1)
+    stray = Welcome(
+        id="not-ours", protocol=PROTOCOL_VERSION, server="x", model=MODEL, datasets=[], heartbeat_s=1
+    )
     reply(session, stray)
     assert not session.welcomed
     w = welcome(session, wire)

@@ -246,7 +246,7 @@ def test_export_of_a_repo_id_downloads_what_it_copies_or_says_what_is_missing(
     cache, demo_root, tmp_path, capsys
 ):
     from core.export.cli import main as export_main
-    from tests.core.export.conftest import gt_annotation, write_store
+    from tests.fixtures.export_truth import gt_annotation, write_store
 
     truth = json.loads((demo_root / "ground_truth.json").read_text())
     anns = [gt_annotation(truth, ep, "someone--demo", "accepted") for ep in truth["episodes"][:2]]
