@@ -16,8 +16,8 @@ from huggingface_hub import constants, scan_cache_dir
 from backend.registry import DatasetRegistry
 from core.dataset import Dataset
 from core.hub import MARKER, HubError, resolve_dataset, source_for
-from tests.helpers.hub_cache import COMMIT, meta_only, write_hub_cache
-from tests.helpers.hub_server import FakeHub
+from tests.fixtures.hub_cache import COMMIT, meta_only, write_hub_cache
+from tests.fixtures.hub_server import FakeHub
 
 REPO_ID = "someone/demo"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"
