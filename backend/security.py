@@ -3,13 +3,12 @@
 `robo-backend keygen DIR` writes the server's key pair and an empty
 `authorized_clients/`; `--client NAME` adds a client key pair under `clients/`
 and puts its public key on the allow-list. A client needs the server's public
-key (`server.key`) and its own key pair.
+key (`server.key`) and its own key pair; it loads them with client.keys.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
@@ -48,26 +47,6 @@ def load_pair(secret_file: Path) -> tuple[bytes, bytes]:
     if secret is None:
         raise ValueError(f"{secret_file}: holds no secret key")
     return public, secret
-
-
-@dataclass(frozen=True)
-class ClientKeys:
-    """What a client needs to talk to a CURVE server."""
-
-    server_public: bytes
-    public: bytes
-    secret: bytes
-
-    @classmethod
-    def from_files(cls, server_public_file: Path, client_secret_file: Path) -> ClientKeys:
-        server_public, _ = zmq.auth.load_certificate(str(server_public_file))
-        public, secret = load_pair(client_secret_file)
-        return cls(server_public, public, secret)
-
-    def apply(self, sock: zmq.Socket) -> None:
-        sock.curve_serverkey = self.server_public
-        sock.curve_publickey = self.public
-        sock.curve_secretkey = self.secret
 
 
 class CurveServer:

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from backend.client import BackendClient  # noqa: E402
+from client import BackendClient  # noqa: E402
 from core.annotations import EpisodeAnnotation, Segment  # noqa: E402
 from core.dataset import Dataset  # noqa: E402
 from core.demo.writer import cached_demo  # noqa: E402

@@ -174,9 +174,9 @@ def _free_port() -> int:
 
 
 def speed_rows(big_episodes: int, frames: int) -> list[tuple[str, float, float]]:
-    from backend.client import BackendClient
     from backend.config import ServerConfig
     from backend.server import BackendServer
+    from client import BackendClient
 
     src = variant_root("bimanual", 12)
     rows = []

@@ -50,7 +50,7 @@ if not torch.cuda.is_available():
 
 from core.demo.writer import cached_demo  # noqa: E402
 from tests.fixtures.tiny_qwen import cached_tiny_qwen  # noqa: E402
-from tests.trainer.conftest import gt_annotation, submit_all  # noqa: E402
+from tests.fixtures.truth import gt_annotation, submit_all  # noqa: E402
 from trainer.checkpoint import read_meta  # noqa: E402
 from trainer.collate import AnswerOnlyCollator  # noqa: E402
 from trainer.data import SampleSet, prepare  # noqa: E402

@@ -20,9 +20,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SVT_LOG", "1")
 
-REPO = Path(__file__).resolve().parents[1]
-# ROBO_TEST_CACHE moves the cache (e.g. one per worktree or parallel developer).
-CACHE = Path(os.environ.get("ROBO_TEST_CACHE") or REPO / ".cache" / "test-data")
+from tests.fixtures.paths import CACHE
+
 DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
 # Four episodes: each of the variant's two tasks twice. Small frames keep them quick to write.
 VARIANT_PARAMS = {"episodes": 4, "seed": 0, "width": 256, "height": 192, "fps": 30}

@@ -22,6 +22,12 @@ def test_core_pulls_in_no_heavy_or_gui_modules():
         assert heavy not in loaded, f"importing core loads {heavy}"
 
 
+def test_the_client_pulls_in_no_qt_torch_or_lerobot():
+    loaded = _loaded_after(["client", "client.session", "client.loop", "client.blocking"])
+    for heavy in ("torch", "PySide6", "transformers", "lerobot", "pyqtgraph", "app", "backend", "trainer"):
+        assert heavy not in loaded, f"importing client loads {heavy}"
+
+
 @pytest.mark.parametrize("cli", ["app.cli", "backend.cli", "trainer.cli"])
 def test_command_lines_start_without_torch(cli):
     assert "torch" not in _loaded_after([cli])

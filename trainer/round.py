@@ -11,7 +11,7 @@ in a child process (`torchrun --standalone` for several processes), so its memor
 and process group are gone before evaluation; both models are then scored on the
 same held-out episodes with the same prompts. If the new one is better (see
 trainer.metrics.is_better) the backend is told to load it (ReloadModel, through
-backend.client, the backend's public client) and re-predicts unreviewed episodes.
+the `client` package, the backend's one client) and re-predicts unreviewed episodes.
 The backend must see the checkpoint at the same path (same machine or a shared
 file system).
 """
@@ -145,21 +145,15 @@ def _check_heldout(ft: FinetuneConfig) -> None:
 
 
 def _client(cfg: RoundConfig) -> Any:
-    from backend.client import BackendClient
+    from client import BackendClient, ClientKeys
 
-    keys = None
-    if cfg.curve is not None:
-        from backend.security import ClientKeys
-
-        keys = ClientKeys.from_files(
-            Path(cfg.curve) / "server.key", Path(cfg.curve) / "clients" / f"{cfg.user}.key_secret"
-        )
+    keys = ClientKeys.from_dir(cfg.curve, cfg.user) if cfg.curve is not None else None
     return BackendClient(cfg.backend, user=cfg.user, timeout=cfg.connect_timeout, keys=keys)
 
 
 def run_round(cfg: RoundConfig) -> dict[str, Any]:
     """Fine-tune, evaluate new against previous, reload if better; returns the round's record."""
-    from backend.client import BackendTimeout
+    from client import BackendTimeout
 
     runs = cfg.runs
     runs.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ import pytest
 import app.ui.main_window  # noqa: F401  (the real app runs below: a broken GUI import fails, never skips)
 from app import cli
 from app.link.local_backend import LocalBackend, LocalBackendError, default_store, probe
-from tests.app.conftest_link import DATASET, ServerProcess, edit, human_revisions, serve_copy
+from tests.fixtures.link import DATASET, ServerProcess, edit, human_revisions, serve_copy
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT = 30_000

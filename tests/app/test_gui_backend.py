@@ -16,52 +16,8 @@ from PySide6.QtWidgets import QApplication
 from app.ui.main_window import ConflictDialog, MainWindow
 from core.dataset import Dataset
 from core.store import Store
-from tests.app.conftest import WAIT_MS, wait_frame
-from tests.app.conftest_link import DATASET, ServerProcess, edit, fast_link, free_ports, serve_copy
-from tests.app.test_gui_window import _boundary_point, drag, key
-
-
-@pytest.fixture
-def backend(demo_root, tmp_path) -> ServerProcess:
-    server = ServerProcess(serve_copy(demo_root, tmp_path), tmp_path / "store.db").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def linked(qtbot, backend, tmp_path):
-    """The window on the served copy of the demo, linked to the backend, its link started."""
-    made = []
-
-    def make(user: str = "alice", endpoint: str | None = None):
-        link = fast_link(endpoint or backend.bind, tmp_path / f"journal-{user}", user)
-        win = MainWindow(Dataset(backend.datasets / DATASET), DATASET, link)
-        qtbot.addWidget(win)
-        win.resize(1400, 900)
-        win.show()
-        link.start()
-        made.append((win, link))
-        return win, link
-
-    yield make
-    for win, link in made:
-        win.close()
-        link.close()
-
-
-def _loaded(qtbot, win, episode: int) -> None:
-    win.open_episode(episode)
-    qtbot.waitUntil(lambda: win.doc.ready and bool(win.doc.annotation.segments), timeout=WAIT_MS)
-    wait_frame(qtbot, win)
-
-
-def _settled(qtbot, win, link) -> None:
-    """Until every edit is submitted and acknowledged."""
-    qtbot.waitUntil(lambda: win.doc.unsent == 0 and link.pending == 0, timeout=WAIT_MS)
-
-
-def _store(backend: ServerProcess) -> Store:
-    return Store(backend.store, readonly=True)
+from tests.fixtures.gui import WAIT_MS, boundary_point, drag, key, loaded, settled, store_of, wait_frame
+from tests.fixtures.link import DATASET, ServerProcess, edit, fast_link, free_ports
 
 
 def test_edits_in_the_window_are_exactly_what_the_store_holds(qtbot, backend, linked):
@@ -70,13 +26,13 @@ def test_edits_in_the_window_are_exactly_what_the_store_holds(qtbot, backend, li
     link.correction_acked.connect(lambda u, r: acked.append((u, r)))
     qtbot.waitUntil(lambda: win.backend_state == "alive", timeout=WAIT_MS)
     assert "kinematic" in win.model_label.text()
-    _loaded(qtbot, win, 0)  # nothing stored yet: the window asked the engine for a first proposal
+    loaded(qtbot, win, 0)  # nothing stored yet: the window asked the engine for a first proposal
     assert win.doc.annotation.model.startswith("kinematic") and win.doc.base_revision == 1
     n = len(win.doc.annotation.segments)
 
     # Drag a boundary with the mouse, split, rename inline, undo and redo, add and move a box.
     before = win.doc.annotation.segments[1].start
-    a = _boundary_point(win, 1)
+    a = boundary_point(win, 1)
     vb = win.timeline.track.getViewBox()
     px_per_s = vb.mapViewToScene(QPointF(1, 0)).x() - vb.mapViewToScene(QPointF(0, 0)).x()
     drag(qtbot, win.timeline.graphics.viewport(), a, a - QPointF(0.2 * px_per_s, 0))
@@ -107,9 +63,9 @@ def test_edits_in_the_window_are_exactly_what_the_store_holds(qtbot, backend, li
     assert shown.boxes[0].xyxy[0] > 0.4
     assert len(shown.segments) == n + 1
 
-    _settled(qtbot, win, link)
+    settled(qtbot, win, link)
     assert "all corrections saved" in win.unsent_label.text()
-    with _store(backend) as store:
+    with store_of(backend) as store:
         head = store.head(DATASET, 0)
         history = store.history(DATASET, 0)
     assert head.revision == win.doc.base_revision
@@ -122,7 +78,7 @@ def test_edits_in_the_window_are_exactly_what_the_store_holds(qtbot, backend, li
 
 def test_a_backend_killed_mid_session_gets_the_edits_when_it_is_back(qtbot, backend, linked):
     win, link = linked()
-    _loaded(qtbot, win, 1)
+    loaded(qtbot, win, 1)
     backend.kill()
     qtbot.waitUntil(lambda: win.backend_state == "dead", timeout=WAIT_MS)
     assert "not reachable" in win.state_label.text()
@@ -136,7 +92,7 @@ def test_a_backend_killed_mid_session_gets_the_edits_when_it_is_back(qtbot, back
     again.bind, again.events = backend.bind, backend.events
     again.start()
     try:
-        _settled(qtbot, win, link)
+        settled(qtbot, win, link)
         qtbot.waitUntil(lambda: win.backend_state in ("alive", "busy"), timeout=WAIT_MS)
         with Store(again.store, readonly=True) as store:
             head = store.head(DATASET, 1)
@@ -163,9 +119,9 @@ def _click_when_modal(choice: str, seen: list) -> None:
 @pytest.mark.parametrize("choice", ["mine", "theirs"])
 def test_a_conflict_shows_both_versions_and_the_choice_is_kept(qtbot, backend, linked, choice):
     win, link = linked("alice")
-    _loaded(qtbot, win, 2)
+    loaded(qtbot, win, 2)
     base = win.doc.base_revision
-    from backend.client import BackendClient
+    from client import BackendClient
     from core.protocol import Correction, new_id
 
     theirs = edit(backend.datasets, 2, ["bob's", "version"], "bob")
@@ -183,8 +139,8 @@ def test_a_conflict_shows_both_versions_and_the_choice_is_kept(qtbot, backend, l
     conflict = seen[0]
     assert [s.name for s in conflict.current.segments] == ["bob's", "version"]
     assert conflict.yours.segments[0].name == "alice's"
-    _settled(qtbot, win, link)
-    with _store(backend) as store:
+    settled(qtbot, win, link)
+    with store_of(backend) as store:
         head = store.head(DATASET, 2)
     if choice == "mine":
         assert head.segments[0].name == "alice's" and head.revision == base + 2
@@ -217,7 +173,7 @@ def test_no_backend_at_all_is_a_message_and_the_player_goes_on(qtbot, demo_root,
 
 def test_predict_a_selection_the_queue_and_someone_elses_edit(qtbot, backend, linked):
     win, link = linked("alice")
-    _loaded(qtbot, win, 0)
+    loaded(qtbot, win, 0)
     # Predict a selection from the browser: progress shows, the browser learns the uncertainties.
     b = win.browser
     sel = b.table.selectionModel()
@@ -239,7 +195,7 @@ def test_predict_a_selection_the_queue_and_someone_elses_edit(qtbot, backend, li
     qtbot.waitUntil(lambda: win.doc.episode == first, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.doc.ready, timeout=WAIT_MS)
     # Someone else edits the open episode: with no local edits, the window reloads their version.
-    from backend.client import BackendClient
+    from client import BackendClient
     from core.protocol import Correction, new_id
 
     theirs = edit(backend.datasets, first, ["carol's"], "carol")
@@ -261,15 +217,15 @@ def test_predict_a_selection_the_queue_and_someone_elses_edit(qtbot, backend, li
 
 def test_switching_episodes_flushes_and_keeps_each_ones_revision(qtbot, backend, linked):
     win, link = linked()
-    _loaded(qtbot, win, 0)
+    loaded(qtbot, win, 0)
     assert win.doc.rename_segment(0, "first edit")
-    _loaded(qtbot, win, 5)  # switching submits episode 0's edit at once, no debounce
+    loaded(qtbot, win, 5)  # switching submits episode 0's edit at once, no debounce
     base = win.doc.base_revision
-    _settled(qtbot, win, link)
+    settled(qtbot, win, link)
     assert win.doc.base_revision == base  # episode 0's acknowledgement is not episode 5's revision
     win.open_episode(0)
     qtbot.waitUntil(
         lambda: win.doc.ready and win.doc.annotation.segments[0].name == "first edit", timeout=WAIT_MS
     )
-    with _store(backend) as store:
+    with store_of(backend) as store:
         assert win.doc.base_revision == store.head(DATASET, 0).revision == 2

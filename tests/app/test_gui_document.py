@@ -6,7 +6,7 @@ import pytest
 
 from app.document import EpisodeDocument
 from core.annotations import annotation_to_json, box_tracks
-from tests.app.conftest import truth_annotation
+from tests.fixtures.gui import truth_annotation
 
 
 @pytest.fixture

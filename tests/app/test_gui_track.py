@@ -15,9 +15,7 @@ from app.ui.draw_tool import BoxEditor
 from app.ui.overlays import LOST_COLOR, BoxItem
 from core.annotations import Box, box_tracks
 from core.tracks import box_anchors, is_tracked
-from tests.app.conftest import WAIT_MS, wait_frame
-from tests.app.test_gui_backend import _loaded, _settled, _store, backend, linked  # noqa: F401
-from tests.app.test_gui_window import _mouse, drag, key
+from tests.fixtures.gui import WAIT_MS, drag, key, loaded, mouse, settled, store_of, wait_frame
 
 FRONT = "observation.images.front"
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -56,8 +54,8 @@ def _draw_box(qtbot, win, cam: str, xyxy, label: str | None = None, kind: str | 
 def _click(qtbot, win, cam: str, x: float, y: float) -> None:
     vp = win.player.views[cam].viewport()
     p = _view_point(win, cam, x, y)
-    _mouse(vp, QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
-    _mouse(vp, QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
+    mouse(vp, QEvent.Type.MouseButtonPress, p, Qt.MouseButton.LeftButton, Qt.MouseButton.LeftButton)
+    mouse(vp, QEvent.Type.MouseButtonRelease, p, Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton)
     qtbot.wait(20)
 
 
@@ -191,10 +189,10 @@ def _wait_result(qtbot, win, before) -> object:
     return win.tracking.last_result
 
 
-def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_path):  # noqa: F811
+def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_path):
     win, link = linked()
     qtbot.waitUntil(lambda: win.backend_state == "alive", timeout=WAIT_MS)
-    _loaded(qtbot, win, 0)
+    loaded(qtbot, win, 0)
     truth = _truth(backend.datasets / "demo")[0]
     track = (FRONT, "cube", "current")
     _draw_box(qtbot, win, FRONT, truth["boxes"][FRONT][0], label="cube", kind="current")
@@ -214,8 +212,8 @@ def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_
     assert "tracked" in win.statusBar().currentMessage()
 
     # The track lands in the store as the person's correction, like any other edit.
-    _settled(qtbot, win, link)
-    with _store(backend) as s:
+    settled(qtbot, win, link)
+    with store_of(backend) as s:
         assert len(box_tracks(s.head("demo", 0).boxes)[track]) == len(frames)
 
     # The same object on the top camera and the gripper on the front one, for the screenshot.
@@ -234,7 +232,7 @@ def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_
     before = win.tracking.last_result
     key(qtbot, win, Qt.Key.Key_T, CTRL)
     assert _wait_result(qtbot, win, before).status == "ok"
-    _settled(qtbot, win, link)
+    settled(qtbot, win, link)
 
     # A screenshot of the window with the tracks, the playhead mid-way through the carry.
     frames = box_tracks(win.doc.annotation.boxes)[track]
@@ -271,10 +269,10 @@ def test_track_a_drawn_box_then_correct_it_and_undo(qtbot, backend, linked, tmp_
     assert len(win.doc.annotation.boxes) == n_after
 
 
-def test_track_the_gripper_and_cancel_a_track(qtbot, backend, linked):  # noqa: F811
+def test_track_the_gripper_and_cancel_a_track(qtbot, backend, linked):
     win, _link = linked()
     qtbot.waitUntil(lambda: win.backend_state == "alive", timeout=WAIT_MS)
-    _loaded(qtbot, win, 2)
+    loaded(qtbot, win, 2)
     truth = _truth(backend.datasets / "demo")[2]
     # a gripper point on frame 0, tracked to the end
     key(qtbot, win, Qt.Key.Key_T)
@@ -302,10 +300,10 @@ def test_track_the_gripper_and_cancel_a_track(qtbot, backend, linked):  # noqa: 
     assert box_anchors(win.doc.annotation.boxes, (FRONT, "cube", "current"))[0].t == 0.0
 
 
-def test_a_camera_the_backend_does_not_know_is_a_clear_message(qtbot, backend, linked):  # noqa: F811
+def test_a_camera_the_backend_does_not_know_is_a_clear_message(qtbot, backend, linked):
     win, link = linked()
     qtbot.waitUntil(lambda: win.backend_state == "alive", timeout=WAIT_MS)
-    _loaded(qtbot, win, 1)
+    loaded(qtbot, win, 1)
     rid = link.track(
         "demo", 1, "observation.images.wrist", "box", [(0.0, (0.1, 0.1, 0.3, 0.3))], label="cube"
     )

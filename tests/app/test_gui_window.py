@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
 from app.ui.launch import run_gui
@@ -17,30 +17,7 @@ from core import export
 from core.annotations import box_tracks
 from core.dataset import Dataset
 from core.video import FrameReader
-from tests.app.conftest import WAIT_MS, truth_annotation, wait_frame
-
-LEFT = Qt.MouseButton.LeftButton
-NONE = Qt.MouseButton.NoButton
-
-
-def _mouse(widget, kind: QEvent.Type, pos: QPointF, button, buttons) -> None:
-    ev = QMouseEvent(kind, pos, widget.mapToGlobal(pos), button, buttons, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, ev)
-
-
-def drag(qtbot, widget, a: QPointF, b: QPointF, steps: int = 8) -> None:
-    """Press at a, move in steps with the button held, release at b (real mouse events)."""
-    _mouse(widget, QEvent.Type.MouseButtonPress, a, LEFT, LEFT)
-    for k in range(1, steps + 1):
-        p = a + (b - a) * (k / steps)
-        _mouse(widget, QEvent.Type.MouseMove, p, NONE, LEFT)
-        qtbot.wait(5)
-    _mouse(widget, QEvent.Type.MouseButtonRelease, b, LEFT, NONE)
-    qtbot.wait(20)
-
-
-def key(qtbot, win, k, mod=Qt.KeyboardModifier.NoModifier) -> None:
-    qtbot.keyClick(win, k, mod)
+from tests.fixtures.gui import LEFT, NONE, WAIT_MS, boundary_point, drag, key, truth_annotation, wait_frame
 
 
 def shown_pixels(view) -> np.ndarray:
@@ -127,17 +104,10 @@ def test_play_pause_jkl_and_loop(annotated, qtbot):
     assert any(b < a for a, b in itertools.pairwise(seen))  # it wrapped
 
 
-def _boundary_point(win, b: int) -> QPointF:
-    tl = win.timeline
-    t = win.doc.annotation.segments[b].start
-    scene = tl.track.getViewBox().mapViewToScene(QPointF(t, 0.5))
-    return QPointF(tl.graphics.mapFromScene(scene))
-
-
 def test_drag_a_boundary_snaps_and_undo_redo(annotated, qtbot):
     win = annotated
     before = win.doc.annotation.segments[3].start
-    a = _boundary_point(win, 3)
+    a = boundary_point(win, 3)
     vb = win.timeline.track.getViewBox()
     px_per_s = vb.mapViewToScene(QPointF(1, 0)).x() - vb.mapViewToScene(QPointF(0, 0)).x()
     drag(qtbot, win.timeline.graphics.viewport(), a, a + QPointF(0.31 * px_per_s, 0))

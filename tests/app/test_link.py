@@ -25,7 +25,7 @@ import zmq.auth
 
 from app.link.backend_link import BackendLink, LinkTiming
 from app.link.journal import Journal
-from app.link.keys import CurveKeyError
+from client.keys import CurveKeyError
 from core.protocol import (
     PROTOCOL_VERSION,
     AnnotationReply,
@@ -37,7 +37,7 @@ from core.protocol import (
     encode,
 )
 from core.store import Store
-from tests.app.conftest_link import (
+from tests.fixtures.link import (
     DATASET,
     ServerProcess,
     edit,
@@ -247,7 +247,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from PySide6.QtCore import QCoreApplication
-from tests.app.conftest_link import edit, fast_link
+from tests.fixtures.link import edit, fast_link
 app = QCoreApplication([])
 endpoint, journal, root = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 link = fast_link(endpoint, journal)
@@ -390,7 +390,7 @@ def test_no_backend_means_dead_with_a_message_and_edits_kept(qtbot, demo_root, t
 def test_curve_encrypted_backend_with_the_persons_keys(qtbot, demo_root, tmp_path, link_factory):
     from backend.config import ServerConfig
     from backend.security import keygen
-    from tests.backend.conftest import running_server
+    from tests.fixtures.servers import running_server
 
     keys = tmp_path / "keys"
     keygen(keys, client="alice")

@@ -10,7 +10,7 @@ import pytest
 
 from app.link import local_backend
 from app.link.local_backend import DATA_DIR_ENV, LocalBackend, data_dir, default_store, journal_dir_for, probe
-from tests.helpers.hub_cache import COMMIT, write_hub_cache
+from tests.fixtures.hub_cache import COMMIT, write_hub_cache
 
 
 @pytest.fixture

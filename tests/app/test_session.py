@@ -16,8 +16,8 @@ import pytest
 from app.session import ReviewSession
 from core.dataset import Dataset
 from core.store import Store
-from tests.app.conftest import WAIT_MS
-from tests.app.conftest_link import DATASET, ServerProcess, edit, fast_link, serve_copy
+from tests.fixtures.gui import WAIT_MS
+from tests.fixtures.link import DATASET, ServerProcess, edit, fast_link, serve_copy
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_an_episode_with_nothing_stored_gets_a_proposal_and_edits_reach_the_stor
 
 
 def _bob_edits(backend: ServerProcess, episode: int, base: int, names: list[str]) -> None:
-    from backend.client import BackendClient
+    from client import BackendClient
     from core.protocol import Correction, new_id
 
     theirs = edit(backend.datasets, episode, names, "bob")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 import time
 
-from backend.client import BackendClient, BackendTimeout
+from client import BackendClient, BackendTimeout
 from core.annotations import EpisodeAnnotation, Segment
 from core.protocol import Ack, Correction, Submit
 from core.store import Store
-from tests.backend.conftest import ServerProcess
+from tests.fixtures.servers import ServerProcess
 
 PER_CLIENT = 500
 WINDOW = 8

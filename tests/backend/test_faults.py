@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from backend.client import BackendClient
 from backend.config import ServerConfig
 from backend.server import BackendServer
+from client import BackendClient
 from core.annotations import EpisodeAnnotation, Segment
 from core.protocol import (
     ERROR_CODES,

@@ -14,15 +14,15 @@ import time
 import uuid
 from pathlib import Path
 
-from backend.client import BackendClient, EventListener
 from backend.engines.kinematic.naming import adapt_name, word_map
 from backend.evaluate import true_segments
+from client import BackendClient, EventListener
 from core.annotations import EpisodeAnnotation
 from core.dataset import Dataset
 from core.metrics import boundary_f1
 from core.protocol import Ack, Correction
 from core.store import Store
-from tests.backend.conftest import ServerProcess, running_server
+from tests.fixtures.servers import ServerProcess, running_server
 
 EX = "+ex-"
 

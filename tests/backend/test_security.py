@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import zmq.auth
 
-from backend.client import BackendClient, BackendTimeout
 from backend.config import ServerConfig
-from backend.security import ClientKeys, keygen
-from tests.backend.conftest import free_ports, running_server
+from backend.security import keygen
+from client import BackendClient, BackendTimeout, ClientKeys
+from tests.fixtures.servers import free_ports, running_server
 
 
 @pytest.fixture

@@ -8,13 +8,13 @@ import time
 
 import msgspec
 
-from backend.client import BackendClient, BackendError, EventListener
 from backend.engines.base import Engine, Prediction
 from backend.engines.kinematic import KinematicEngine
 from backend.review_queue import Candidate, rank
+from client import BackendClient, BackendError, EventListener
 from core.annotations import Segment
 from core.protocol import Ack, Conflict, Correction, Error, Predict, PredictDone
-from tests.backend.conftest import running_server
+from tests.fixtures.servers import running_server
 
 
 def _fix(ann, user: str, uuid: str, **patch) -> Correction:

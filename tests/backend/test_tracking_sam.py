@@ -23,7 +23,7 @@ from backend.tracking.job import TrackJob, run_track
 from backend.tracking.propagate import EpisodeFrames
 from backend.tracking.sam import KEEP_FRAMES, mask_to_box
 from core.dataset import Dataset
-from tests.conftest import CACHE
+from tests.fixtures.paths import CACHE
 from tests.fixtures.tiny_sam import cached_tiny_sam
 
 CAMERA = "observation.images.front"

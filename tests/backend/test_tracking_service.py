@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("cv2", reason="the CPU tracker needs the 'track' extra (OpenCV)")
 
-from backend.client import BackendClient
+from client import BackendClient
 from core.annotations import Box, EpisodeAnnotation, Trajectory
 from core.dataset import Dataset
 from core.protocol import (

@@ -17,16 +17,16 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from backend.client import BackendClient
 from backend.engines import make_engine
 from backend.engines.base import EpisodeJob
 from backend.engines.kinematic import KinematicEngine
 from backend.engines.vlm import GenRequest
+from client import BackendClient
 from core.annotations import EpisodeAnnotation, annotation_from_json, annotation_to_json
 from core.dataset import Dataset
 from core.store import Store
 from core.vlm.samples import build_inference_requests, render_images
-from tests.backend.conftest import running_server
+from tests.fixtures.servers import running_server
 
 # Few frames, small images, a few dozen tokens: seconds on a CPU.
 TINY = {

@@ -29,7 +29,7 @@ from backend.engines.vlm import (
 from core.annotations import EpisodeAnnotation, Segment
 from core.dataset import Dataset
 from core.store import Store
-from tests.backend.conftest import running_server
+from tests.fixtures.servers import running_server
 
 SMALL = {"rate": 1.0, "sheet_frames": 4, "sheets_per_window": 1, "frame_side": 112, "sheet_side": 224}
 
@@ -231,8 +231,8 @@ def test_confidence_from_logprobs() -> None:
 def test_through_the_backend_ok_and_unparseable_stay_in_the_queue(server_config, demo_root: Path) -> None:
     """Real server, real store: a good answer becomes a revision; garbage keeps the raw text and
     the episode (pre-annotated by the kinematic engine, as `robo-backend annotate` does) stays queued."""
-    from backend.client import BackendClient
     from backend.engines.kinematic import KinematicEngine
+    from client import BackendClient
 
     ds = Dataset(server_config.datasets[0] / "demo")
     kin = KinematicEngine().predict([EpisodeJob("demo", ds, 1)])[0]
@@ -264,7 +264,7 @@ def test_through_the_backend_ok_and_unparseable_stay_in_the_queue(server_config,
 
 
 def test_a_fresh_unparseable_episode_is_queued(server_config) -> None:
-    from backend.client import BackendClient
+    from client import BackendClient
 
     with (
         running_server(server_config, engine=ScriptedEngine(lambda r: "no idea", **SMALL)),

@@ -7,11 +7,14 @@ tests/conftest.py); the rest only need a small dataset, and take `small_root` or
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from core.annotations import EpisodeAnnotation
+from tests.fixtures.export_truth import UNREVIEWED_EPISODE, gt_annotation, write_store
 from tests.fixtures.lerobot_v3 import SmallDataset, write_small_dataset
 
 
@@ -32,3 +35,27 @@ def small_copy(small_root: Path, tmp_path: Path) -> Path:
     dst = tmp_path / "small"
     shutil.copytree(small_root, dst)
     return dst
+
+
+# The export and import tests' store of demo annotations (every kind; episode 5 unreviewed).
+@pytest.fixture(scope="session")
+def ground_truth(demo_root: Path) -> dict:
+    return json.loads((demo_root / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def annotations(demo_root: Path, ground_truth: dict) -> dict[int, EpisodeAnnotation]:
+    return {
+        ep["episode_index"]: gt_annotation(
+            ground_truth,
+            ep,
+            demo_root.name,
+            "unreviewed" if ep["episode_index"] == UNREVIEWED_EPISODE else "accepted",
+        )
+        for ep in ground_truth["episodes"]
+    }
+
+
+@pytest.fixture(scope="session")
+def store_path(tmp_path_factory: pytest.TempPathFactory, annotations: dict[int, EpisodeAnnotation]) -> Path:
+    return write_store(tmp_path_factory.mktemp("store") / "annotations.db", list(annotations.values()))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.dataset import Dataset
-from tests.helpers.v21 import write_v21_copy
+from tests.fixtures.v21 import write_v21_copy
 
 
 @pytest.fixture(scope="module")

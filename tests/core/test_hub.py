@@ -16,8 +16,8 @@ from huggingface_hub import constants, scan_cache_dir
 from backend.registry import DatasetRegistry
 from core.dataset import Dataset
 from core.hub import MARKER, HubError, resolve_dataset, source_for
-from tests.helpers.hub_cache import COMMIT, meta_only, write_hub_cache
-from tests.helpers.hub_server import FakeHub
+from tests.fixtures.hub_cache import COMMIT, meta_only, write_hub_cache
+from tests.fixtures.hub_server import FakeHub
 
 REPO_ID = "someone/demo"
 OTHER = "fedcba9876543210fedcba9876543210fedcba98"
@@ -246,7 +246,7 @@ def test_export_of_a_repo_id_downloads_what_it_copies_or_says_what_is_missing(
     cache, demo_root, tmp_path, capsys
 ):
     from core.export.cli import main as export_main
-    from tests.core.export.conftest import gt_annotation, write_store
+    from tests.fixtures.export_truth import gt_annotation, write_store
 
     truth = json.loads((demo_root / "ground_truth.json").read_text())
     anns = [gt_annotation(truth, ep, "someone--demo", "accepted") for ep in truth["episodes"][:2]]

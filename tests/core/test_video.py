@@ -11,7 +11,7 @@ import pytest
 
 from core.dataset import Dataset
 from core.video import FrameReader
-from tests.helpers.v21 import write_v21_copy
+from tests.fixtures.v21 import write_v21_copy
 
 
 def _lerobot_uint8(item, cam) -> np.ndarray:

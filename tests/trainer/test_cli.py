@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.backend.conftest import free_ports, running_server
-from tests.trainer.conftest import REPO
+from tests.fixtures.servers import free_ports, running_server
+from tests.fixtures.truth import REPO
 from trainer.cli import build_parser, main
 from trainer.finetune import FinetuneConfig
 from trainer.round import RoundConfig, RoundError, run_round

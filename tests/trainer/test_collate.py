@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 
 from core.dataset import Dataset
 from core.vlm.samples import build_samples, chat_messages, render_images
-from tests.trainer.conftest import DATASET, SMALL
+from tests.fixtures.truth import DATASET, SMALL
 from trainer.collate import IGNORE_INDEX, AnswerOnlyCollator, CollateError
 from trainer.data import sample_config
 

@@ -7,7 +7,7 @@ import pytest
 
 from core.annotations import replace
 from core.vlm.samples import build_samples
-from tests.trainer.conftest import DATASET, SMALL, submit_all
+from tests.fixtures.truth import DATASET, SMALL, submit_all
 from trainer.data import (
     TrainingDataError,
     find_datasets,

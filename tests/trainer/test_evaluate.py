@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.vlm.samples import TASKS
-from tests.trainer.conftest import SMALL
+from tests.fixtures.truth import SMALL
 from trainer.checkpoint import CheckpointMeta, DataInfo, TrainingInfo, read_meta, write_meta
 from trainer.data import TrainingDataError
 from trainer.evaluate import evaluate, plot_rounds

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tests.trainer.conftest import DATASET, REPO, SMALL
+from tests.fixtures.truth import DATASET, REPO, SMALL
 from trainer.checkpoint import read_meta
 from trainer.data import prepare
 

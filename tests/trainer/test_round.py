@@ -17,13 +17,13 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from backend.client import BackendClient, EventListener
 from backend.config import ServerConfig
+from client import BackendClient, EventListener
 from core.annotations import replace
 from core.protocol import Ack, Correction
 from core.store import Store
-from tests.backend.conftest import free_ports, running_server
-from tests.trainer.conftest import DATASET, SMALL
+from tests.fixtures.servers import free_ports, running_server
+from tests.fixtures.truth import DATASET, SMALL
 from trainer.checkpoint import read_meta
 from trainer.data import split
 from trainer.finetune import FinetuneConfig

@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("deepspeed")
 
-from tests.trainer.conftest import REPO, SMALL
+from tests.fixtures.truth import REPO, SMALL
 
 RUN = """
 import json, sys

@@ -1,6 +1,6 @@
 """Import fixtures: the export fixtures' store of demo annotations, exported in both LeRobot formats.
 
-The annotations (tests/core/export/conftest.py) carry every kind the store holds;
+The annotations (tests.fixtures.export_truth, stored by tests/core/conftest.py) carry every kind the store holds;
 episodes 0-4 are accepted and exported, episode 5 is not. Each export is made
 once per session and read-only: a test that damages one copies it first.
 """
@@ -11,13 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.export import conftest as export_fixtures
-from tests.core.export.conftest import UNREVIEWED_EPISODE
-
-# The export tests' fixtures, shared by name.
-ground_truth = export_fixtures.ground_truth
-annotations = export_fixtures.annotations
-store_path = export_fixtures.store_path
+from tests.fixtures.export_truth import UNREVIEWED_EPISODE
 
 EXPORTED = tuple(e for e in range(6) if e != UNREVIEWED_EPISODE)
 

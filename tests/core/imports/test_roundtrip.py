@@ -218,7 +218,7 @@ def test_syn_annotations_gives_the_turns_the_per_frame_column_cannot_show(
     import msgspec
 
     from core.export import export
-    from tests.core.export.conftest import write_store
+    from tests.fixtures.export_truth import write_store
 
     ann = annotations[0]
     again = msgspec.structs.replace(ann.dialogue[0], t=1.0)

@@ -2,7 +2,8 @@
 
 One DEALER socket; requests may be pipelined (`send` now, `recv` later) and
 replies are matched to requests by id. Not thread-safe: one client per thread.
-The desktop app has its own asynchronous client on a worker thread.
+The desktop app drives the same protocol without blocking (client.loop, on a
+worker thread); both share the handshake, the keys and the reply errors.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import TypeVar
 import msgspec
 import zmq
 
-from backend.security import ClientKeys
-from core.errors import ProtocolError
+from client import handshake
+from client.errors import BackendError, BackendTimeout, UnexpectedReply
+from client.keys import ClientKeys
 from core.protocol import (
-    PROTOCOL_VERSION,
     Accepted,
     Ack,
     AnnotationReply,
@@ -30,7 +31,6 @@ from core.protocol import (
     GetHistory,
     GetModel,
     GetQueue,
-    Hello,
     HistoryReply,
     ModelInfo,
     ModelReply,
@@ -52,33 +52,11 @@ from core.protocol import (
     new_id,
 )
 
+__all__ = ["BackendClient", "BackendError", "BackendTimeout", "EventListener", "UnexpectedReply"]
+
+CLIENT_NAME = "robo-backend-client"
+
 R = TypeVar("R")
-
-
-class BackendError(ProtocolError):
-    """The backend answered with an Error."""
-
-    def __init__(self, error: Error) -> None:
-        super().__init__(f"{error.code}: {error.message}")
-        self.code = error.code
-
-
-class BackendTimeout(ProtocolError):
-    pass
-
-
-class UnexpectedReply(ProtocolError):
-    """The backend answered a request with a reply of the wrong type (a server of another version?)."""
-
-    def __init__(self, request: msgspec.Struct, reply: msgspec.Struct, expected: tuple[type, ...]) -> None:
-        wanted = " or ".join(t.__name__ for t in expected)
-        super().__init__(
-            f"{type(request).__name__} (id {request.id}) got a {type(reply).__name__} reply, "
-            f"expected {wanted}: is the backend at this endpoint of protocol {PROTOCOL_VERSION}?"
-        )
-        self.request = request
-        self.reply = reply
-        self.expected = expected
 
 
 class BackendClient:
@@ -90,11 +68,7 @@ class BackendClient:
         self.timeout = timeout
         self.keys = keys
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.linger = 0
-        if keys is not None:
-            keys.apply(self.sock)
-        self.sock.connect(endpoint)
+        self.sock = handshake.socket(self.ctx, zmq.DEALER, endpoint, keys)
         self._pending: dict[str, deque[Reply]] = defaultdict(deque)
         self.welcome: Welcome | None = None
 
@@ -153,10 +127,8 @@ class BackendClient:
     # ------------------------------------------------------------ API
 
     def hello(self) -> Welcome:
-        reply = self.expect(
-            Hello(client="robo-backend-client", protocol=PROTOCOL_VERSION, user=self.user), Welcome
-        )
-        self.welcome = reply
+        reply = self.expect(handshake.hello(CLIENT_NAME, self.user), Welcome)
+        self.welcome = handshake.check_welcome(reply, self.endpoint)
         return reply
 
     def ping(self, timeout: float | None = None) -> Pong:
@@ -233,13 +205,9 @@ class EventListener:
     """A SUB socket on the backend's events (heartbeats, changes, reloads)."""
 
     def __init__(self, endpoint: str, kinds: tuple[str, ...] = ("",), keys: ClientKeys | None = None) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.SUB)
-        self.sock.linger = 0
-        if keys is not None:
-            keys.apply(self.sock)
+        self.sock = handshake.socket(zmq.Context.instance(), zmq.SUB, endpoint, keys)
         for k in kinds:
             self.sock.subscribe(k.encode())
-        self.sock.connect(endpoint)
 
     def next(self, timeout: float = 5.0) -> Event | None:
         if not self.sock.poll(timeout * 1000):

@@ -15,18 +15,22 @@ import msgspec
 import pytest
 import zmq
 
-from backend.client import BackendClient, BackendError, UnexpectedReply
+from client import BackendClient, BackendError, ProtocolMismatch, UnexpectedReply
 from core.errors import ProtocolError
 from core.protocol import (
+    PROTOCOL_VERSION,
     Accepted,
+    DatasetInfo,
     Error,
     GetQueue,
     Hello,
+    ModelInfo,
     Ping,
     Pong,
     Predict,
     Progress,
     QueueReply,
+    Welcome,
     decode_request,
     encode,
 )
@@ -103,3 +107,19 @@ def test_a_predict_stream_with_a_foreign_reply_is_an_error_not_a_hang():
         pytest.raises(UnexpectedReply, match=r"Predict .* got a QueueReply reply"),
     ):
         client.predict("demo", [0], timeout=10)
+
+
+def test_a_welcome_of_another_protocol_is_a_mismatch_naming_both_versions():
+    def answer(req: msgspec.Struct) -> list[msgspec.Struct]:
+        model = ModelInfo(engine="kinematic", name="k", version="1")
+        demo = DatasetInfo(id="demo", episodes=1, fps=30.0, cameras=["top"])
+        return [
+            Welcome(protocol=PROTOCOL_VERSION + 1, server="x", model=model, datasets=[demo], heartbeat_s=1)
+        ]
+
+    with peer(answer) as endpoint, BackendClient(endpoint, timeout=10) as client:
+        with pytest.raises(
+            ProtocolMismatch, match=f"protocol {PROTOCOL_VERSION + 1}, this client {PROTOCOL_VERSION}"
+        ):
+            client.hello()
+        assert client.welcome is None
