@@ -69,6 +69,9 @@ class BackendClient:
         self.keys = keys
         self.ctx = zmq.Context.instance()
         self.sock = handshake.socket(self.ctx, zmq.DEALER, endpoint, keys)
+        # A DEALER with no peer blocks in send (between a refused CURVE handshake and the
+        # reconnect there is none): give up after the timeout instead of hanging.
+        self.sock.sndtimeo = max(1, int(timeout * 1000))
         self._pending: dict[str, deque[Reply]] = defaultdict(deque)
         self.welcome: Welcome | None = None
 
@@ -86,11 +89,16 @@ class BackendClient:
     def send(self, msg: msgspec.Struct) -> str:
         if not msg.id:
             msg.id = new_id()
-        self.sock.send(encode(msg))
+        self.send_raw(encode(msg))
         return msg.id
 
     def send_raw(self, data: bytes) -> None:
-        self.sock.send(data)
+        try:
+            self.sock.send(data)
+        except zmq.Again:
+            raise BackendTimeout(
+                f"could not send to {self.endpoint} within {self.timeout:g} s: no connection"
+            ) from None
 
     def recv_any(self, timeout: float | None = None) -> Reply:
         timeout = self.timeout if timeout is None else timeout

@@ -22,6 +22,7 @@ from client import handshake
 from client.corrections import CorrectionBook, CorrectionPump
 from client.errors import ProtocolMismatch
 from client.messages import Command, Note, Notify, Pump, Read, Request
+from core.config import setting, validate
 from core.protocol import (
     Accepted,
     Ack,
@@ -59,27 +60,28 @@ RECENT_KEPT = 1000
 class LinkTiming:
     """How patient the link is; the defaults suit a person, tests shorten them."""
 
-    # Seconds between hello attempts while not connected.
-    hello_interval_s: float = 1.0
-    # Seconds without a welcome after start before the state turns "dead".
-    connect_timeout_s: float = 5.0
-    # Missed heartbeats (in the backend's own interval) before the backend counts as dead.
-    dead_after_beats: float = 3.0
-    # ... but never fewer seconds than this (a loaded machine delays heartbeats).
-    min_dead_after_s: float = 1.0
-    # An unanswered correction is sent again after this many seconds (resends are idempotent).
-    resend_after_s: float = 15.0
-    # After a transient error (busy, internal), wait this long before sending again.
-    retry_after_s: float = 2.0
-    # Corrections in flight at once.
-    window: int = 256
+    hello_interval_s: float = setting(1.0, gt=0, help="seconds between hello attempts while not connected")
+    connect_timeout_s: float = setting(
+        5.0, gt=0, help='seconds without a welcome after start before the state turns "dead"'
+    )
+    dead_after_beats: float = setting(
+        3.0, gt=0, help="missed heartbeats (in the backend's own interval) before the backend counts as dead"
+    )
+    min_dead_after_s: float = setting(
+        1.0, ge=0, help="... but never fewer seconds than this (a loaded machine delays heartbeats)"
+    )
+    resend_after_s: float = setting(
+        15.0,
+        gt=0,
+        help="an unanswered correction is sent again after this many seconds (resends are idempotent)",
+    )
+    retry_after_s: float = setting(
+        2.0, ge=0, help="after a transient error (busy, internal), wait this long before sending again"
+    )
+    window: int = setting(256, ge=1, help="corrections in flight at once")
 
     def __post_init__(self) -> None:
-        for name in ("hello_interval_s", "connect_timeout_s", "dead_after_beats", "resend_after_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"LinkTiming.{name} = {getattr(self, name)}: must be > 0")
-        if self.window < 1:
-            raise ValueError(f"LinkTiming.window = {self.window}: must be >= 1")
+        validate(self, label="LinkTiming.{name}")
 
 
 class Transport(Protocol):
