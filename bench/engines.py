@@ -41,57 +41,15 @@ CACHE = REPO / ".cache" / "test-data"
 KINDS = ("segments", "boxes")
 TASKS = ("segmentation", "box_current", "box_final", "box_contact", "gripper")
 
-# Qwen2.5-VL-3B-Instruct's architecture (its config.json), for a random model of the real size.
-QWEN25_VL_3B_TEXT = {
-    "hidden_size": 2048,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "vocab_size": 151936,
-    "max_position_embeddings": 128000,
-    "rms_norm_eps": 1e-6,
-    "rope_theta": 1000000.0,
-    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
-    "tie_word_embeddings": True,
-}
-QWEN25_VL_3B_VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 2048,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "tokens_per_second": 2,
-}
-
 
 def random_3b(tokenizer, device: str):
     """A random-weight Qwen2.5-VL-3B (bf16) on `device`, with the test tokenizer's special-token ids."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import Qwen2_5_VLForConditionalGeneration
 
-    ids = {
-        t: tokenizer.convert_tokens_to_ids(t)
-        for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
-    }
-    config = Qwen2_5_VLConfig(
-        text_config={
-            **QWEN25_VL_3B_TEXT,
-            "pad_token_id": tokenizer.pad_token_id,
-            "eos_token_id": tokenizer.eos_token_id,
-        },
-        vision_config=QWEN25_VL_3B_VISION,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    from tests.fixtures.tiny_qwen import qwen25_vl_3b_config
+
+    config = qwen25_vl_3b_config(tokenizer)
     config._attn_implementation = pick_attention(device)
     torch.manual_seed(0)
     default = torch.get_default_dtype()

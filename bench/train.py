@@ -49,7 +49,12 @@ if not torch.cuda.is_available():
     os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 from core.demo.writer import cached_demo  # noqa: E402
-from tests.fixtures.tiny_qwen import cached_tiny_qwen  # noqa: E402
+from tests.fixtures.tiny_qwen import (  # noqa: E402
+    QWEN25_VL_3B_TEXT,
+    QWEN25_VL_3B_VISION,
+    cached_tiny_qwen,
+    qwen25_vl_3b_config,
+)
 from tests.fixtures.truth import gt_annotation, submit_all  # noqa: E402
 from trainer.checkpoint import read_meta  # noqa: E402
 from trainer.collate import AnswerOnlyCollator  # noqa: E402
@@ -59,33 +64,6 @@ from trainer.finetune import attention_implementation, freeze_vision  # noqa: E4
 CACHE = REPO / ".cache" / "bench-data"
 TASKS = ("box_current",)  # one frame and a short answer: every sample costs the same
 
-# Qwen2.5-VL-3B-Instruct's architecture (its config.json), for a random model of the real size.
-QWEN25_VL_3B_TEXT = {
-    "hidden_size": 2048,
-    "intermediate_size": 11008,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 16,
-    "num_key_value_heads": 2,
-    "vocab_size": 151936,
-    "max_position_embeddings": 128000,
-    "rms_norm_eps": 1e-6,
-    "rope_theta": 1000000.0,
-    "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]},
-    "tie_word_embeddings": True,
-}
-QWEN25_VL_3B_VISION = {
-    "depth": 32,
-    "hidden_size": 1280,
-    "intermediate_size": 3420,
-    "num_heads": 16,
-    "out_hidden_size": 2048,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "window_size": 112,
-    "fullatt_block_indexes": [7, 15, 23, 31],
-    "tokens_per_second": 2,
-}
 # Dense bf16 tensor-core peaks (FLOP/s) by device name, most specific first.
 PEAK_BF16 = (
     ("H100 PCIe", 756e12),
@@ -122,7 +100,7 @@ def accepted_store(work: Path) -> tuple[Path, Path]:
 
 def random_3b_checkpoint() -> Path:
     """A random-weight Qwen2.5-VL-3B checkpoint directory (bf16), saved once, with the test processor."""
-    from transformers import AutoProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     tiny = cached_tiny_qwen(REPO / ".cache" / "test-data")
     key = hashlib.sha256(
@@ -133,19 +111,7 @@ def random_3b_checkpoint() -> Path:
         return out
     processor = AutoProcessor.from_pretrained(tiny)
     tok = processor.tokenizer
-    ids = {
-        t: tok.convert_tokens_to_ids(t)
-        for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
-    }
-    config = Qwen2_5_VLConfig(
-        text_config={**QWEN25_VL_3B_TEXT, "pad_token_id": tok.pad_token_id, "eos_token_id": tok.eos_token_id},
-        vision_config=QWEN25_VL_3B_VISION,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=True,
-    )
+    config = qwen25_vl_3b_config(tok)
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16)
