@@ -48,16 +48,16 @@ def align(ex: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, float]:
 
 def path_maps(path: np.ndarray, n_ex: int) -> tuple[np.ndarray, np.ndarray]:
     """For each exemplar frame: the first target frame it maps to, and how many it maps to."""
+    path = np.asarray(path, dtype=np.int64).reshape(-1, 2)
     first = np.full(n_ex, -1, dtype=np.int64)
-    count = np.zeros(n_ex, dtype=np.int64)
-    for i, j in path:
-        if first[i] < 0:
-            first[i] = j
-        count[i] += 1
-    # every exemplar frame is on a DTW path; guard anyway
-    for i in range(n_ex):
-        if first[i] < 0:
-            first[i] = first[i - 1] if i else 0
+    frames, at = np.unique(path[:, 0], return_index=True)
+    first[frames] = path[at, 1]
+    count = np.bincount(path[:, 0], minlength=n_ex)[:n_ex]
+    # every exemplar frame is on a DTW path; guard anyway (a frame off it takes the one before's)
+    if (first < 0).any():
+        have = np.where(first >= 0, np.arange(n_ex), 0)
+        first = np.where(first >= 0, first, first[np.maximum.accumulate(have)])
+        first[first < 0] = 0
     return first, count
 
 

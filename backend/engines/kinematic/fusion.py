@@ -88,8 +88,8 @@ def fuse(
     for k, s in enumerate(segs[1:], 1):
         ex_label[frame_of(s.start, fps, len(ex_label)) :] = k
     votes = np.zeros((n, len(segs)))
-    for i, j in best.path if best.path is not None else []:
-        votes[j, ex_label[i]] += 1
+    if best.path is not None and len(best.path):
+        np.add.at(votes, (best.path[:, 1], ex_label[best.path[:, 0]]), 1)
     labels = np.array([segs[int(k)].name for k in np.argmax(votes, axis=1)], dtype=object)
     for name, a, b in runs:
         labels[a:b] = name
@@ -252,16 +252,20 @@ def boundary_confidence(aligns: Sequence[Alignment], at: int, fps: float) -> flo
     return round(0.3 + 0.7 * agree, 4) if len(aligns) > 1 else 0.8
 
 
-def unexplained(cost: float, a: np.ndarray, b: np.ndarray) -> float:
+def variance_terms(x: np.ndarray) -> tuple[float, float]:
+    """An episode's feature noise variance (summed over features) and spread, for `unexplained`."""
+    noise = float(np.sum(noise_levels(x) ** 2))
+    spread = float(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
+    return noise, spread
+
+
+def unexplained(cost: float, a: tuple[float, float], b: tuple[float, float]) -> float:
     """The share of the two episodes' feature variance the alignment leaves unexplained, noise
     aside: the mean squared distance along the path beyond what the sensors' noise alone puts
-    there (two noisy frames differ by twice their noise variance), over the features' spread."""
-
-    def spread(x: np.ndarray) -> float:
-        return float(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))
-
-    noise = float(np.sum(noise_levels(a) ** 2) + np.sum(noise_levels(b) ** 2))
-    signal = 0.5 * (spread(a) + spread(b)) - 0.5 * noise
+    there (two noisy frames differ by twice their noise variance), over the features' spread.
+    `a`, `b`: each episode's `variance_terms`."""
+    noise = a[0] + b[0]
+    signal = 0.5 * (a[1] + b[1]) - 0.5 * noise
     return max(0.0, cost - noise) / max(signal, 1e-12)
 
 

@@ -40,6 +40,7 @@ from .fusion import (
     symbolic_labels,
     uncertainty_of,
     unexplained,
+    variance_terms,
     vote,
 )
 from .naming import adapt_name, word_map
@@ -119,6 +120,7 @@ class ExemplarModel:
             np.hstack([f, event_channels(ev, len(f), self.signatures, fps)])
             for f, ev in zip(self.features, self.events, strict=True)
         ]
+        self.variance = [variance_terms(a) for a in self.aligned]
         # What aligning the exemplars with one another costs: the yardstick of a good alignment.
         self.reference: float | None = None
         if len(usable) >= 2:
@@ -215,7 +217,7 @@ class ExemplarModel:
                 )
             )
         best = aligns[int(np.argmin(costs))]
-        share = unexplained(best.cost, self.aligned[best.index], tgt_aligned)
+        share = unexplained(best.cost, self.variance[best.index], variance_terms(tgt_aligned))
         ex_extra, tgt_extra = missed_grasps(self.events[best.index], tgt_events)
         unpinned = 1.0 - len(best.pinned) / max(1, len(best.bounds))
         structure = 0.15 * (len(ex_extra) + len(tgt_extra)) + 0.2 * unpinned
