@@ -68,7 +68,7 @@ class MedianFlowParams:
     # the target from what is around it and motion alone decides.
     min_informative: float = 0.2
     # How far the colour search reaches around the flow's box, as a share of its size per side.
-    search: float = 0.5
+    search: float = 0.0
     # The colour search moves the box only to a window this share of which has the target's colours.
     min_colour: float = 0.15
     # Cost of the colour search moving the box by its own diagonal (in mean likelihood units).
@@ -78,7 +78,7 @@ class MedianFlowParams:
     # ... and what it costs, per pixel of the window (in likelihood units).
     scale_cost: float = 0.01
     # Rate at which the surroundings' colours are learned, per frame.
-    learn_rate: float = 0.05
+    learn_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.grid < 3:
