@@ -47,7 +47,7 @@ def grow(box: np.ndarray, factor: float) -> np.ndarray:
 
 
 class ColourModel:
-    """Target-vs-surroundings colour likelihood; the surroundings are learned as the target moves.
+    """Target-vs-surroundings colour likelihood, learned on the keyframe.
 
     `ring` is the surroundings' area as a multiple of the box's. Histograms hold pixel
     counts, so P(target | colour) weighs the box's colours by how much of the box
@@ -80,11 +80,6 @@ class ColourModel:
         t, a = self.target, self.around
         den = t + a
         self.table = np.where(den > 0, t / np.where(den > 0, den, 1.0), 0.5).astype(np.float32)
-
-    def learn_surroundings(self, frame: np.ndarray, box: np.ndarray, rate: float) -> None:
-        """Blend the ring around `box` into the surroundings (what comes near the target is not it)."""
-        self.around = (1 - rate) * self.around + rate * self._ring_hist(frame, box)
-        self._table()
 
     def likelihood(self, rgb: np.ndarray) -> np.ndarray:
         """P(target | colour) per pixel of an RGB image or crop, float32 in [0, 1]."""
