@@ -246,7 +246,7 @@ class CpuTrackEngine(TrackEngine):
     """The default engine: median flow for boxes, foreground point voting for points."""
 
     name = "cpu"
-    version = "1"
+    version = "2"
 
     def __init__(self, **options) -> None:
         unknown = sorted(set(options) - {"box", "point"})

@@ -80,7 +80,7 @@ def test_box_track_follows_the_object_far_better_than_holding(demo_root, truth, 
         out = run_track(job, engine, source)
         assert out.status == "ok" and out.frames == source.length - 1
         assert all(
-            b.source == "tracker:cpu@1" and b.track_key == (cam, "object", "current") for b in out.boxes
+            b.source == "tracker:cpu@2" and b.track_key == (cam, "object", "current") for b in out.boxes
         )
         # what is stored is sparse, and the stored keyframes are what gets scored
         assert len(out.boxes) < source.length / 3
