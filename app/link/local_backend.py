@@ -22,11 +22,12 @@ import weakref
 from pathlib import Path
 
 import platformdirs
-import zmq
 
+from client import BackendClient, handshake
+from client.errors import ProtocolError
 from core.errors import RoboAnnotateError
 from core.hub import source_for
-from core.protocol import PROTOCOL_VERSION, Hello, Welcome, WireError, decode_reply, encode, new_id
+from core.protocol import Welcome, WireError
 
 APP_NAME = "robo-annotate"
 # Set to a folder to keep the stores, journals and logs there instead.
@@ -95,27 +96,12 @@ def _backend_command() -> list[str]:
 
 
 def probe(endpoint: str, timeout: float = 1.0) -> Welcome | None:
-    """One hello; the Welcome, or None if nothing answered in time."""
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.linger = 0
+    """One hello; the Welcome (of whatever protocol), or None if nothing answered it in time."""
     try:
-        sock.connect(endpoint)
-        hello = Hello(id=new_id(), client="robo-annotate-probe", protocol=PROTOCOL_VERSION)
-        sock.send(encode(hello))
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not sock.poll(left * 1000):
-                return None
-            try:
-                reply = decode_reply(sock.recv())
-            except WireError:
-                return None
-            if isinstance(reply, Welcome) and reply.id == hello.id:
-                return reply
+        with BackendClient(endpoint, user="robo-annotate-probe", timeout=timeout) as c:
+            return c.expect(handshake.hello("robo-annotate-probe", c.user), Welcome)
+    except (ProtocolError, WireError):
         return None
-    finally:
-        sock.close(linger=0)
 
 
 class LocalBackend:
