@@ -108,7 +108,9 @@ def model_image_size(
         return width, height
     lo, hi = budget(f, min_pixels, max_pixels)
     h, w = height, width
-    for _ in range(4):
+    # A side clamped at one factor (a very thin image) shrinks the other only a little per
+    # resize, so settling can take dozens of rounds; each is a few integer operations.
+    for _ in range(256):
         nh, nw = smart_resize(h, w, f.factor, lo, hi)
         if (nh, nw) == (h, w):
             break
