@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -24,10 +24,12 @@ os.environ.setdefault("SVT_LOG", "1")
 from tests.fixtures.paths import CACHE
 
 # The test command is deterministic: property tests draw the same examples on every run, so CI
-# cannot go red by the luck of a draw. `pytest --hypothesis-profile explore` searches afresh
+# cannot go red by the luck of a draw, nor by a slow machine (no deadlines: tests are not timed
+# assertions). `pytest --hypothesis-profile explore` searches afresh
 # (and a case it finds belongs in the test as an @example).
-settings.register_profile("repeatable", derandomize=True, print_blob=True)
-settings.register_profile("explore", max_examples=500)
+_UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("repeatable", derandomize=True, print_blob=True, **_UNTIMED)
+settings.register_profile("explore", max_examples=500, **_UNTIMED)
 settings.load_profile("repeatable")
 
 DEMO_PARAMS = {"episodes": 6, "seed": 0, "width": 320, "height": 240, "fps": 30}
