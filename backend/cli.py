@@ -54,6 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     server = BackendServer(config)
+    # A served backend runs for hours: its engine's worker processes start now, not when the
+    # first acceptance is waiting for its re-proposals.
+    server.engine.warm()
     signal.signal(signal.SIGTERM, lambda *_: server._stop.set())
     signal.signal(signal.SIGINT, lambda *_: server._stop.set())
     print(

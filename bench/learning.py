@@ -11,7 +11,8 @@
    the bimanual variant's own signals (of its first task), each resampled to 300 frames through a
    random monotone time warp (other speeds and pauses, as teleoperation has) with
    fresh sensor noise, written as a LeRobot v3.0 dataset without videos (neither
-   engine reads a frame). Timed twice: the engines alone (`predict` on every
+   engine reads a frame). Timed twice, with the engine's worker processes started
+   beforehand (as `robo-backend serve` starts them): the engines alone (`predict` on every
    episode), and a real backend on loopback from the acknowledgement of the
    acceptance to the last re-proposal landing in the store.
 
@@ -191,11 +192,16 @@ def speed_rows(big_episodes: int, frames: int) -> list[tuple[str, float, float]]
             st.apply_correction(_accept_first(ds, ds.name))
         with Store(store, readonly=True) as st:
             index = ExemplarIndex.load(st, ds.name, ds)
+        # Workers started and warm, as in a running backend (`serve` starts them at once).
         eng = KinematicEngine()
+        for f in eng.warm():
+            f.result()
         t0 = time.perf_counter()
         zs = eng.predict([EpisodeJob(ds.name, ds, e) for e in others])
         t_zero = time.perf_counter() - t0
         eng = KinematicEngine()
+        for f in eng.warm():
+            f.result()
         t0 = time.perf_counter()
         pr = eng.predict([EpisodeJob(ds.name, ds, e, exemplars=index.for_episode(e)) for e in others])
         t_prop = time.perf_counter() - t0
@@ -212,6 +218,8 @@ def speed_rows(big_episodes: int, frames: int) -> list[tuple[str, float, float]]
             propagation_delay=0.05,
         )
         server = BackendServer(cfg)
+        for f in server.engine.warm():  # what `robo-backend serve` does at start
+            f.result()
         server.start()
         try:
             with BackendClient(cfg.bind, user="bench", timeout=60) as client:

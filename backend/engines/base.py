@@ -78,5 +78,9 @@ class Engine(ABC):
         """Load new weights (e.g. a fine-tuned checkpoint); engines without weights refuse."""
         raise NotImplementedError(f"the {self.name} engine has no weights to reload")
 
+    def warm(self) -> None:  # noqa: B027 - optional hook, most engines have nothing to start
+        """Start, in the background, what a first large batch would otherwise wait for (worker
+        processes, their imports); returns at once. The backend calls it when it starts."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most engines hold nothing
         """Release devices and processes."""

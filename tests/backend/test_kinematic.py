@@ -550,3 +550,15 @@ def test_fusion_keeps_a_phase_the_episode_has_no_cut_for():
         ("move", 49, 74),
         ("place", 74, 100),
     ]
+
+
+def test_warm_starts_the_worker_processes_ahead_of_the_first_batch():
+    import os
+
+    eng = KinematicEngine(workers=2)
+    try:
+        pids = {f.result(timeout=120) for f in eng.warm()}
+        assert pids and os.getpid() not in pids
+    finally:
+        eng.close()
+    assert KinematicEngine(workers=1).warm() == []

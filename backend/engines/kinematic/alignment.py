@@ -40,7 +40,9 @@ def align(ex: np.ndarray, tgt: np.ndarray) -> tuple[np.ndarray, float]:
     from dtaidistance import dtw_ndim
 
     n, m = len(ex), len(tgt)
-    window = max(n, m) // 2 + abs(n - m) + 2
+    # Sakoe-Chiba band: a third of the episode beyond the difference in length (phases of a
+    # repeated task drift by less than that; the full matrix would cost twice as much).
+    window = max(n, m) // 3 + abs(n - m) + 2
     path, dist = dtw_ndim.warping_path(ex, tgt, window=window, use_c=True, include_distance=True)
     arr = np.asarray(path, dtype=np.int64)
     return arr, float(dist) ** 2 / max(1, len(arr))

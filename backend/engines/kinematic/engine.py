@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import asdict
 from typing import Any
 
@@ -51,6 +52,10 @@ class KinematicEngine(Engine):
         self._models: OrderedDict[tuple[str, str], ExemplarModel | PropagationError] = OrderedDict()
         workers = int(self.options.workers) or default_workers()
         self._pool = WorkerPool(workers, engine_options(self.options))
+
+    def warm(self) -> list[Future]:
+        """Start the worker processes; the futures resolve once each has imported its libraries."""
+        return self._pool.warm()
 
     def close(self) -> None:
         self._pool.close()

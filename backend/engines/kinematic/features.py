@@ -90,7 +90,7 @@ class FeatureSpace:
     def __call__(self, sig: EpisodeSignals) -> np.ndarray:
         """(T, 2 * dims) positions and velocities, normalized and weighted."""
         x = matrix(sig, self.keys)
-        lo, hi = np.percentile(x, 2, axis=0), np.percentile(x, 98, axis=0)
+        lo, hi = np.percentile(x, [2, 98], axis=0)
         u = (x - lo) / np.maximum(hi - lo, self.floor)
         sigma = max(1.0, 0.04 * self.fps)
         v = np.gradient(gaussian_filter1d(u, sigma, axis=0, mode="nearest"), axis=0) * self.fps

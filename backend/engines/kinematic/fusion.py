@@ -4,6 +4,7 @@ names for the episode's own zero-shot cuts, missed grasps, confidences and uncer
 from __future__ import annotations
 
 import difflib
+import statistics
 from collections.abc import Sequence
 
 import numpy as np
@@ -247,7 +248,7 @@ def boundary_confidence(aligns: Sequence[Alignment], at: int, fps: float) -> flo
     near = [min(al.bounds, key=lambda j: abs(j - at)) for al in aligns if al.bounds]
     if not near:
         return 0.3
-    off = float(np.median(np.abs(np.asarray(near) - at))) / fps
+    off = statistics.median(abs(j - at) for j in near) / fps  # a handful of exemplars
     agree = clip01(1.0 - off / 0.5)
     return round(0.3 + 0.7 * agree, 4) if len(aligns) > 1 else 0.8
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,15 @@ def _init(options: dict[str, Any]) -> None:
     _engine = KinematicEngine(**options, workers=1)
 
 
+def _warm() -> int:
+    """Import what the first episode would (the libraries the engine loads lazily)."""
+    import dtaidistance.dtw_ndim  # noqa: F401
+    import ruptures  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+
+    return os.getpid()
+
+
 def _run(chunk: list[tuple[str, str, int, tuple[str, ...], dict[str, Any], tuple]]) -> list[Prediction]:
     jobs = []
     for root, dataset_id, episode, kinds, options, exemplars in chunk:
@@ -70,7 +79,7 @@ class WorkerPool:
             and all(type(j.dataset) is Dataset and Path(j.dataset.root).is_dir() for j in jobs)
         )
 
-    def predict(self, jobs: Sequence[EpisodeJob]) -> list[Prediction]:
+    def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -78,6 +87,18 @@ class WorkerPool:
                 initializer=_init,
                 initargs=(self.options,),
             )
+        return self._pool
+
+    def warm(self) -> list[Future]:
+        """Start the workers and their imports now, in the background (spawning and importing
+        take a second or two that the first re-proposal after an acceptance would wait for)."""
+        if self.workers <= 1:
+            return []
+        pool = self._executor()
+        return [pool.submit(_warm) for _ in range(self.workers)]
+
+    def predict(self, jobs: Sequence[EpisodeJob]) -> list[Prediction]:
+        self._executor()
         # Contiguous chunks keep one exemplar set (one task) together in one worker.
         per = max(1, -(-len(jobs) // (self.workers * 2)))
         chunks = [jobs[i : i + per] for i in range(0, len(jobs), per)]
