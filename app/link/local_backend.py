@@ -68,6 +68,7 @@ def journal_dir_for(backend: str, user: str) -> Path:
 
 
 def free_ports(n: int = 2) -> list[int]:
+    """n free loopback ports (closed right away; a race is unlikely on loopback)."""
     socks, ports = [], []
     for _ in range(n):
         s = socket.socket()

@@ -17,14 +17,7 @@ from app.session import ReviewSession
 from core.dataset import Dataset
 from core.store import Store
 from tests.fixtures.gui import WAIT_MS
-from tests.fixtures.link import DATASET, ServerProcess, edit, fast_link, serve_copy
-
-
-@pytest.fixture
-def backend(demo_root, tmp_path) -> ServerProcess:
-    server = ServerProcess(serve_copy(demo_root, tmp_path), tmp_path / "store.db").start()
-    yield server
-    server.stop()
+from tests.fixtures.link import DATASET, ServerProcess, edit, fast_link
 
 
 @pytest.fixture
