@@ -52,6 +52,8 @@ MIN_ALIGN_FRAMES = 4
 # Keyframes copied from an exemplar keep their image position, so they are flagged with this confidence.
 COPIED_CONFIDENCE = 0.2
 MAX_EXEMPLARS = 6
+# A joint whose velocity correlates below minus this with the exemplar's, along the path, is mirrored.
+MIRROR_CORRELATION = 0.2
 
 
 class PropagationError(ValueError):
@@ -97,6 +99,27 @@ def carry_items(al: Alignment, fps: float, n: int, duration: float, tag: str) ->
         ],
     }
     return items
+
+
+def mirror(ex: np.ndarray, tgt: np.ndarray, path: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """The target's features with the joints that move the other way from the exemplar's
+    mirrored, or None if none does.
+
+    With the objects elsewhere the same task mirrors some joints (the base turns left to the
+    bowl in one episode and right in the next): paired along a first alignment, such a joint's
+    velocity runs against the exemplar's. Mirrored, the second alignment compares like with like.
+    """
+    half = ex.shape[1] // 2
+    a, b = ex[path[:, 0], half:], tgt[path[:, 1], half:]
+    num = np.sum(a * b, axis=0)
+    den = np.sqrt(np.sum(a * a, axis=0) * np.sum(b * b, axis=0)) + 1e-12
+    flip = num / den < -MIRROR_CORRELATION
+    if not flip.any():
+        return None
+    out = tgt.copy()
+    out[:, :half][:, flip] = weights[flip] - out[:, :half][:, flip]
+    out[:, half:][:, flip] *= -1.0
+    return out
 
 
 class ExemplarModel:
@@ -186,10 +209,17 @@ class ExemplarModel:
         aligns = []
         for i in self._nearest(n):
             path, cost = align(self.aligned[i], tgt_aligned)
+            tgt_i = tgt
+            mirrored = mirror(self.features[i], tgt, path, self.space.weights)
+            if mirrored is not None:
+                again = np.hstack([mirrored, tgt_aligned[:, tgt.shape[1] :]])
+                path2, cost2 = align(self.aligned[i], again)
+                if cost2 < cost:
+                    path, cost, tgt_i = path2, cost2, mirrored
             first, count = path_maps(path, len(self.features[i]))
             al = Alignment(self._in_words_of(self.exemplars[i], task), first, cost, count, path=path, index=i)
             al.bounds = boundaries(
-                al, self.features[i], tgt, fps, self.space.arm, self.events[i], tgt_events, tgt_kin.cuts
+                al, self.features[i], tgt_i, fps, self.space.arm, self.events[i], tgt_events, tgt_kin.cuts
             )
             aligns.append(al)
         costs = np.array([a.cost for a in aligns])
