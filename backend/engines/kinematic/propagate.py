@@ -10,6 +10,10 @@ dialogue turns, questions, and the times of box, contact and trajectory
 keyframes (their image positions are copied and marked low-confidence: only a
 tracker can move them).
 
+Where the objects sit elsewhere, some joints mirror (the base turns left to the bowl in one
+episode and right in the next); the joints that run against the exemplar's along a first
+alignment are mirrored and the pair aligned again (`mirror`), the cheaper alignment kept.
+
 Several exemplars vote frame by frame (with equal weight the vote is the median
 boundary); the alignment's cost, relative to what aligning the exemplars with one
 another costs, is the episode's uncertainty, so the review queue shows first the
