@@ -336,3 +336,48 @@ def test_colour_is_not_used_where_it_cannot_tell_the_target_apart():
     assert t.colour is None
     t.start(frames[0], (140.0, 100.0, 180.0, 140.0))
     assert t.colour is not None
+
+
+def _handover_scene(frames=50):
+    """A target hidden under a grey slab that then slides away, while the target shows up elsewhere.
+
+    As when one gripper closes over an object, a second takes it from under the first and the
+    first pulls back: flow can only follow the slab, the target's colours say where it went.
+    """
+    rng = np.random.default_rng(5)
+    table = _textured(rng, 240, 320, (120, 120, 120))
+    target = _textured(rng, 40, 40, (200, 60, 50))
+    slab = _textured(rng, 60, 60, (70, 75, 80))
+    out = []
+    for k in range(frames):
+        f = table.copy()
+        if k < 10:
+            f[100:140, 140:180] = target
+        if k >= 20:
+            f[150:190, 40:80] = target  # handed over: now lower left, still
+        x = 130 + max(0, k - 20) * 3  # the slab covers the target from frame 10, then slides right
+        if k >= 10:
+            f[90:150, x : x + 60] = slab
+        out.append(f)
+    return out, (140.0, 100.0, 180.0, 140.0), (40.0, 150.0, 80.0, 190.0)
+
+
+def test_a_target_flow_lost_under_an_occluder_is_found_again_by_its_colours():
+    from backend.tracking.box import MedianFlowBox, MedianFlowParams
+
+    frames, box, moved = _handover_scene()
+
+    def final(params):
+        t = MedianFlowBox(params)
+        t.start(frames[0], box)
+        value = box
+        for f in frames[1:]:
+            step = t.update(f)
+            if step.lost:
+                break
+            value = step.value
+        return value
+
+    assert _iou(final(MedianFlowParams()), moved) > 0.8
+    # without re-detection the box leaves with the slab: the scene is a real test of it
+    assert _iou(final(MedianFlowParams(recover_below=0.0)), moved) < 0.1
