@@ -381,3 +381,33 @@ def test_a_target_flow_lost_under_an_occluder_is_found_again_by_its_colours():
     assert _iou(final(MedianFlowParams()), moved) > 0.8
     # without re-detection the box leaves with the slab: the scene is a real test of it
     assert _iou(final(MedianFlowParams(recover_below=0.0)), moved) < 0.1
+
+
+def test_a_point_on_a_body_that_foreshortens_follows_it():
+    """A gripper pitching towards the camera shortens along one axis only: the members' motion
+    is an affine, which a scale-and-rotation group cannot carry out to the body's far end."""
+    import cv2
+
+    from backend.tracking.point import ForegroundPoint, ForegroundPointParams
+
+    rng = np.random.default_rng(7)
+    table = _textured(rng, 240, 320, (120, 120, 120), amp=10)
+    body = _textured(rng, 40, 120, (60, 60, 70))
+    frames, truth = [], []
+    for k in range(30):
+        s = 1.0 - 0.02 * k  # the body shortens to 42 % about its left end, and sinks 1 px a frame
+        f = table.copy()
+        w = round(120 * s)
+        f[90 + k : 130 + k, 80 : 80 + w] = cv2.resize(body, (w, 40), interpolation=cv2.INTER_AREA)
+        frames.append(f)
+        truth.append((80 + 110 * s, 110.0 + k))  # near the far end, where the turn shows most
+
+    def final_error(params):
+        t = ForegroundPoint(params)
+        t.start(frames[0], truth[0])
+        for f in frames[1:]:
+            value = t.update(f).value
+        return float(np.hypot(value[0] - truth[-1][0], value[1] - truth[-1][1]))
+
+    assert final_error(ForegroundPointParams()) < 2.5
+    assert final_error(ForegroundPointParams(affine=False)) > 2 * final_error(ForegroundPointParams())
