@@ -71,8 +71,12 @@ def fuse(
     n: int,
     fps: float,
     symbolic: dict[int, str] | None = None,
+    spans: list[tuple[int, int, str]] | None = None,
+    misses: Sequence[int] = (),
 ) -> list[tuple[str, int, int]]:
-    """The person's segments, cut where this episode's own kinematics cut.
+    """The person's segments, cut where this episode's own kinematics cut (`spans`: its zero-shot
+    spans (start, end, name), which `symbolic` names by their start; `misses`: the frames where
+    its gripper closed on nothing).
 
     The aligned proposal knows the person's names and which moments they cut at, but only
     to within DTW's error; the zero-shot analysis of the episode itself cuts precisely. So
@@ -96,6 +100,18 @@ def fuse(
         labels[a:b] = name
     near = round(0.5 * fps)
     symbolic = symbolic or {}
+    own = [(a, z) for a, _, z in spans or []]
+
+    def retried(a: int) -> bool:
+        """The zero-shot span at `a` starts the episode's own retry: a grasp closed on nothing in the
+        span before it, and it has the name of the span before that (an approach, the grasp that
+        missed, an approach again)."""
+        i = next((i for i, (c, _) in enumerate(own) if c == a), None)
+        if i is None or i < 2 or not own[i - 2][1] == own[i][1] != own[i - 1][1]:
+            return False
+        edge = ANCHOR_WITHIN * fps
+        return any(own[i - 1][0] - edge <= m <= a + edge for m in misses)
+
     extra = [
         a
         for _, a, _ in runs[1:]
@@ -104,17 +120,17 @@ def fuse(
     zs = sorted({0, *[c for c in cuts if 0 < c < n]})
 
     def pieces(bounds: list[int]) -> list[tuple[str, int, int]]:
-        out: list[tuple[str, int, int]] = []
-        for i, a in enumerate(bounds):
-            b = bounds[i + 1] if i + 1 < len(bounds) else n
-            if b <= a:
-                continue
+        spans = [(a, bounds[i + 1] if i + 1 < len(bounds) else n) for i, a in enumerate(bounds)]
+        spans = [(a, b) for a, b in spans if b > a]
+        options = []
+        for a, b in spans:
+            values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
+            aligned = str(values[int(np.argmax(counts))])
             whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
-            if whole and symbolic and a in symbolic:
-                name = symbolic[a]
-            else:
-                values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
-                name = str(values[int(np.argmax(counts))])
+            hint = int(np.argmax(votes[a:b].sum(axis=0)))  # the exemplar segment the path puts here
+            options.append((symbolic.get(a) if whole else None, aligned, hint, retried(a)))
+        out: list[tuple[str, int, int]] = []
+        for name, (a, b) in zip(in_order(options, [s.name for s in segs]), spans, strict=True):
             if out and out[-1][0] == name:
                 out[-1] = (name, out[-1][1], b)
             else:
@@ -132,6 +148,72 @@ def fuse(
         edges = {e for a, b in lost for e in (a, b) if 0 < e < n and all(abs(e - c) > near for c in bounds)}
         out = pieces(sorted({*bounds, *edges}))
     return out
+
+
+# What choosing the aligned proposal's name over the episode's own zero-shot name costs, what
+# naming a piece after some other phase of the person's costs (where both readings break the
+# order), what losing a zero-shot cut costs (two pieces in a row taking one phase), and what a
+# name that goes back in the person's order costs where neither reading goes back there itself.
+ALIGNED_COST, OTHER_COST, MERGE_COST, BACK_COST = 1.0, 2.0, 1.5, 3.0
+
+
+def in_order(options: list[tuple[str | None, str, int, bool]], order: list[str]) -> list[str]:
+    """One name per piece, from (symbolic, aligned, hint, repeat): the symbolic one where it keeps
+    the person's order.
+
+    The two readings fail differently: the aligned vote misnames a cut the exemplar's own
+    zero-shot analysis missed, or a whole stretch where the alignment went wrong (a retry the
+    exemplar did not have); the symbolic matching misnames a span whose zero-shot name occurs
+    more than once (each arm's retreat). A person's phases come in the order of the exemplar's
+    segments (`order`), so the names are chosen together, by a small dynamic programme over
+    the exemplar phase each piece is in: symbolic names are preferred, an aligned one costs
+    ALIGNED_COST, any other phase OTHER_COST; two pieces in a row in one phase lose a zero-shot
+    cut (MERGE_COST); going back in the order costs BACK_COST, except one phase back where the
+    aligned names go back and forth there themselves (a retry `insert_missed` cut in) or the
+    episode's own zero-shot names do (`repeat`: a grasp that missed, and the new approach). `hint`
+    is the exemplar segment the alignment path pairs most of the piece with: where it bears
+    the aligned name, that is the aligned name's phase.
+    """
+    if all(s is None or s == a for s, a, _, _ in options):
+        return [s or a for s, a, _, _ in options]
+    # Where the aligned names themselves go one phase back and forth (a retry `insert_missed` cut in).
+    aligned_retry, seen = [], []
+    for _, a, _, _ in options:
+        aligned_retry.append(len(seen) >= 2 and seen[-1] != a and seen[-2] == a)
+        if not seen or seen[-1] != a:
+            seen.append(a)
+    where: dict[str, list[int]] = {}
+    for k, name in enumerate(order):
+        where.setdefault(name, []).append(k)
+    # state: the exemplar phase of the last piece -> (cost, names so far)
+    states: dict[int, tuple[float, list[str]]] = {-1: (0.0, [])}
+    for (sym, aligned, hint, repeat), back in zip(options, aligned_retry, strict=True):
+        choices: list[tuple[str, int | None, float]] = []
+        # A name the exemplar does not have (another exemplar's) is in no phase of its order (None).
+        aligned_at = (
+            [hint] if 0 <= hint < len(order) and order[hint] == aligned else where.get(aligned, [None])
+        )
+        choices += [(aligned, k, 0.0 if sym in (None, aligned) else ALIGNED_COST) for k in aligned_at]
+        if sym is not None and sym != aligned:
+            choices += [(sym, k, 0.0) for k in where.get(sym, [None])]
+        choices += [(name, k, OTHER_COST) for k, name in enumerate(order) if name not in (sym, aligned)]
+        nxt: dict[int, tuple[float, list[str]]] = {}
+        for last, (cost, names) in states.items():
+            for name, k_or_none, pay in choices:
+                k = last if k_or_none is None else k_or_none
+                if k_or_none is None or k > last:
+                    step = 0.0
+                elif k == last:
+                    step = MERGE_COST
+                elif last - k == 1 and ((name == aligned and back) or (name == sym and repeat)):
+                    step = 0.0
+                else:
+                    step = BACK_COST
+                total = cost + pay + step
+                if k not in nxt or total < nxt[k][0]:
+                    nxt[k] = (total, [*names, name])
+        states = nxt
+    return min(states.values(), key=lambda v: v[0])[1]
 
 
 def insert_missed(

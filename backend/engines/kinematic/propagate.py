@@ -236,7 +236,8 @@ class ExemplarModel:
         words = word_map(self.exemplars[aligns[best_i].index].annotation.task, task) if task else {}
         ex_spans = [(a, b, adapt_name(z, words)) for a, b, z in self.zero_shot[aligns[best_i].index]]
         symbolic = symbolic_labels(ex_spans, aligns[best_i].exemplar.annotation.segments, tgt_kin.spans, fps)
-        runs = fuse(runs, tgt_kin.cuts, aligns[best_i], n, fps, symbolic)
+        misses = [e.frame for e in tgt_events if e.kind == "close" and e.detail == "miss"]
+        runs = fuse(runs, tgt_kin.cuts, aligns[best_i], n, fps, symbolic, tgt_kin.spans, misses)
         segments = []
         for k, (name, a, b) in enumerate(runs):
             c_start = 1.0 if k == 0 else boundary_confidence(aligns, a, fps)
