@@ -58,7 +58,7 @@ that scores best in the whole frame takes over if it scores at least
 `recover_full` of it, else flow goes on (the object is hidden). The same score
 keeps a box whose flow found no texture (a flat face under a gripper) instead of
 calling it lost. Box mean IoU from the first frame, bench/tracking.py: single-ee
-0.802 -> 0.806, single-joint 0.668 -> 0.702, bimanual 0.677 -> 0.711. Measured
+0.802 -> 0.806, single-joint 0.668 -> 0.701, bimanual 0.677 -> 0.711. Measured
 and left out: the same search with the ring's colour model (it jumped to the
 grippers' dark faces: bimanual 0.27), and a local search of half the box per
 side (0.809 / 0.663 / 0.671).
