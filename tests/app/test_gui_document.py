@@ -175,7 +175,9 @@ def test_the_inspector_says_where_a_proposal_came_from(qapp, demo_root):
     from app.ui.inspector import Inspector
 
     ann = msgspec.structs.replace(
-        truth_annotation(demo_root, 0), model="kinematic@2.0+ex-0123456789", origin="aligned to episodes 3 and 7"
+        truth_annotation(demo_root, 0),
+        model="kinematic@2.0+ex-0123456789",
+        origin="aligned to episodes 3 and 7",
     )
     d = EpisodeDocument("demo", ann.fps, link=None, user="tester")
     d.open_episode(0, ann.duration, ann.task)

@@ -183,7 +183,9 @@ def test_sigkill_during_propagation_leaves_nothing_half_written(served_root, dem
         with BackendClient(proc.bind, user="alice", timeout=30) as client:
             client.hello()
             exemplar = client.annotation("demo", 0)
-            tag = _wait(lambda: {client.annotation("demo", e).model for e in others} == {_tag(exemplar)} and 1)
+            tag = _wait(
+                lambda: {client.annotation("demo", e).model for e in others} == {_tag(exemplar)} and 1
+            )
             assert tag
     finally:
         proc.stop()

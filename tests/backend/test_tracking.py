@@ -411,3 +411,33 @@ def test_a_point_on_a_body_that_foreshortens_follows_it():
 
     assert final_error(ForegroundPointParams()) < 2.5
     assert final_error(ForegroundPointParams(affine=False)) > 2 * final_error(ForegroundPointParams())
+
+
+def test_re_detection_does_not_jump_to_another_object_of_the_same_colours():
+    """With a twin of the target on the keyframe its colours point at nothing in particular, so
+    the whole-frame search is not run at all (it could only pick one of the two by chance): the
+    box is left to flow (it goes with the slab) and never lands on the twin."""
+    from backend.tracking.box import MedianFlowBox, MedianFlowParams
+
+    frames, box, _moved = _handover_scene()
+    twin = frames[0][100:140, 140:180].copy()
+    frames = [f.copy() for f in frames]
+    for f in frames:
+        f[20:60, 250:290] = twin  # the twin stands still, top right, from the first frame on
+
+    def searches(params):
+        t = MedianFlowBox(params)
+        calls = []
+        detect = t._detect
+        t._detect = lambda frame, b: calls.append(1) or detect(frame, b)
+        t.start(frames[0], box)
+        assert t.score0 < MedianFlowParams().min_distinct
+        for f in frames[1:]:
+            step = t.update(f)
+            assert _iou(step.value, (250.0, 20.0, 290.0, 60.0)) < 0.3
+            if step.lost:
+                break
+        return len(calls)
+
+    assert searches(MedianFlowParams()) == 0
+    assert searches(MedianFlowParams(min_distinct=0.0)) > 0  # the scene does reach the search
