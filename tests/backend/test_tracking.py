@@ -274,6 +274,18 @@ def _textured(rng, h, w, rgb, amp=40):
     return np.clip(np.asarray(rgb, np.float32)[None, None] + noise[..., None], 0, 255).astype(np.uint8)
 
 
+def _last_box(tracker, frames, box):
+    """The box a tracker started on frames[0] holds at the end, or where it lost the target."""
+    tracker.start(frames[0], box)
+    value = box
+    for f in frames[1:]:
+        step = tracker.update(f)
+        if step.lost:
+            break
+        value = step.value
+    return value
+
+
 def _occluded_scene(frames=40):
     """A still target (reddish, textured) on a grey table, with a grey bar sweeping across it."""
     rng = np.random.default_rng(3)
@@ -310,21 +322,9 @@ def test_a_bar_sweeping_over_a_still_object_does_not_carry_its_box_away():
     from backend.tracking.box import MedianFlowBox, MedianFlowParams
 
     frames, box = _occluded_scene()
-
-    def final_iou(params):
-        t = MedianFlowBox(params)
-        t.start(frames[0], box)
-        value = box
-        for f in frames[1:]:
-            step = t.update(f)
-            if step.lost:
-                break
-            value = step.value
-        return _iou(value, box)
-
-    assert final_iou(MedianFlowParams()) > 0.8
+    assert _iou(_last_box(MedianFlowBox(MedianFlowParams()), frames, box), box) > 0.8
     # the same tracker with colour off follows the bar: the scene is a real test of the colours
-    assert final_iou(MedianFlowParams(min_informative=1.0)) < 0.6
+    assert _iou(_last_box(MedianFlowBox(MedianFlowParams(min_informative=1.0)), frames, box), box) < 0.6
 
 
 def test_colour_is_not_used_where_it_cannot_tell_the_target_apart():
@@ -366,21 +366,9 @@ def test_a_target_flow_lost_under_an_occluder_is_found_again_by_its_colours():
     from backend.tracking.box import MedianFlowBox, MedianFlowParams
 
     frames, box, moved = _handover_scene()
-
-    def final(params):
-        t = MedianFlowBox(params)
-        t.start(frames[0], box)
-        value = box
-        for f in frames[1:]:
-            step = t.update(f)
-            if step.lost:
-                break
-            value = step.value
-        return value
-
-    assert _iou(final(MedianFlowParams()), moved) > 0.8
+    assert _iou(_last_box(MedianFlowBox(MedianFlowParams()), frames, box), moved) > 0.8
     # without re-detection the box leaves with the slab: the scene is a real test of it
-    assert _iou(final(MedianFlowParams(recover_below=0.0)), moved) < 0.1
+    assert _iou(_last_box(MedianFlowBox(MedianFlowParams(recover_below=0.0)), frames, box), moved) < 0.1
 
 
 def test_a_point_on_a_body_that_foreshortens_follows_it():
