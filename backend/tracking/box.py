@@ -276,7 +276,8 @@ class MedianFlowBox(Tracker):
         return self._colour_search(frame, coarse, float(stride), 0.0, self.detector)
 
     def _score(self, frame: np.ndarray, box: np.ndarray) -> float:
-        """How much the box looks like the target: the colour search's window score, per pixel."""
+        """How much the box looks like the target against the whole keyframe (the detector's
+        colours): the colour search's window score, per pixel, in [-0.5, 0.5]."""
         x1, y1, x2, y2 = crop(frame.shape, box)
         if x2 <= x1 or y2 <= y1:
             return 0.0
@@ -311,6 +312,7 @@ class MedianFlowBox(Tracker):
         integral = np.pad(lik.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         positive = np.pad(np.maximum(lik, 0.0).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         diag2 = bw * bw + bh * bh
+        cost = self.p.move_cost if move_cost is None else move_cost
         best, best_box = -np.inf, box
         for s in (1.0, step, 1.0 / step) if step > 1 else (1.0,):
             iw, ih = round(float(bw * s)), round(float(bh * s))
@@ -323,7 +325,6 @@ class MedianFlowBox(Tracker):
             ys, xs = np.mgrid[0 : sums.shape[0], 0 : sums.shape[1]]
             # the window at (xs, ys) spans X1 + xs .. X1 + xs + iw; its centre's move from the box's:
             dx, dy = X1 + xs + iw / 2 - cx, Y1 + ys + ih / 2 - cy
-            cost = self.p.move_cost if move_cost is None else move_cost
             score = sums - cost * iw * ih * (dx * dx + dy * dy) / diag2
             if s != 1.0:
                 score = score - self.p.scale_cost * iw * ih

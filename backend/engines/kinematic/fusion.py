@@ -120,17 +120,17 @@ def fuse(
     zs = sorted({0, *[c for c in cuts if 0 < c < n]})
 
     def pieces(bounds: list[int]) -> list[tuple[str, int, int]]:
-        spans = [(a, bounds[i + 1] if i + 1 < len(bounds) else n) for i, a in enumerate(bounds)]
-        spans = [(a, b) for a, b in spans if b > a]
+        parts = [(a, bounds[i + 1] if i + 1 < len(bounds) else n) for i, a in enumerate(bounds)]
+        parts = [(a, b) for a, b in parts if b > a]
         options = []
-        for a, b in spans:
+        for a, b in parts:
             values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
             aligned = str(values[int(np.argmax(counts))])
             whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
             hint = int(np.argmax(votes[a:b].sum(axis=0)))  # the exemplar segment the path puts here
             options.append((symbolic.get(a) if whole else None, aligned, hint, retried(a)))
         out: list[tuple[str, int, int]] = []
-        for name, (a, b) in zip(in_order(options, [s.name for s in segs]), spans, strict=True):
+        for name, (a, b) in zip(in_order(options, [s.name for s in segs]), parts, strict=True):
             if out and out[-1][0] == name:
                 out[-1] = (name, out[-1][1], b)
             else:
