@@ -33,7 +33,7 @@ import numpy as np
 from core.annotations import EpisodeAnnotation, Segment, repair_cover
 from core.dataset import EpisodeSignals
 
-from .alignment import Alignment, align, boundaries, map_time, path_maps
+from .alignment import Alignment, align, boundaries, map_time, path_maps, still_frames
 from .anchors import episode_kinematics, missed_grasps
 from .features import Exemplar, FeatureSpace, event_channels, event_signatures, layout
 from .fusion import (
@@ -139,6 +139,7 @@ class ExemplarModel:
         if not self.space.keys:
             raise PropagationError("no dimension moves in the exemplars: nothing to align on")
         self.features = [self.space(e.signals) for e in usable]
+        self.still = [still_frames(f, fps) for f in self.features]
         kin = [episode_kinematics(e.signals, fps, e.annotation.task) for e in usable]
         self.events = [k.events for k in kin]
         self.zero_shot = [k.spans for k in kin]
@@ -152,7 +153,7 @@ class ExemplarModel:
         self.reference: float | None = None
         if len(usable) >= 2:
             pair = [
-                align(self.features[i], self.features[j])[1]
+                align(self.features[i], self.features[j], self.still[i], self.still[j])[1]
                 for i in range(len(usable))
                 for j in range(i + 1, len(usable))
             ]
@@ -210,21 +211,19 @@ class ExemplarModel:
         tgt_kin = episode_kinematics(target, fps, task)
         tgt_events = tgt_kin.events
         tgt_aligned = np.hstack([tgt, event_channels(tgt_events, len(tgt), self.signatures, fps)])
+        tgt_still = still_frames(tgt, fps)
         aligns = []
         for i in self._nearest(n):
-            path, cost = align(self.aligned[i], tgt_aligned)
-            tgt_i = tgt
+            path, cost = align(self.aligned[i], tgt_aligned, self.still[i], tgt_still)
             mirrored = mirror(self.features[i], tgt, path, self.space.weights)
             if mirrored is not None:
                 again = np.hstack([mirrored, tgt_aligned[:, tgt.shape[1] :]])
-                path2, cost2 = align(self.aligned[i], again)
+                path2, cost2 = align(self.aligned[i], again, self.still[i], tgt_still)
                 if cost2 < cost:
-                    path, cost, tgt_i = path2, cost2, mirrored
+                    path, cost = path2, cost2
             first, count = path_maps(path, len(self.features[i]))
             al = Alignment(self._in_words_of(self.exemplars[i], task), first, cost, count, path=path, index=i)
-            al.bounds = boundaries(
-                al, self.features[i], tgt_i, fps, self.space.arm, self.events[i], tgt_events, tgt_kin.cuts
-            )
+            al.bounds = boundaries(al, n, fps, self.events[i], tgt_events, tgt_kin.cuts)
             aligns.append(al)
         costs = np.array([a.cost for a in aligns])
         # Equal votes (so the vote is the median boundary); a far worse exemplar counts less.
