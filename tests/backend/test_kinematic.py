@@ -562,3 +562,64 @@ def test_warm_starts_the_worker_processes_ahead_of_the_first_batch():
     finally:
         eng.close()
     assert KinematicEngine(workers=1).warm() == []
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["warm", "still-starting"])
+def test_workers_end_when_their_backend_is_killed(warm: bool):
+    """A backend killed outright (SIGKILL), warm or while its workers still start, leaves no
+    engine process behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    wait = "[f.result(timeout=120) for f in futures]\n" if warm else ""
+    script = (
+        "from backend.engines.kinematic import KinematicEngine\n"
+        "eng = KinematicEngine(workers=2)\n"
+        f"futures = eng.warm()\n{wait}"
+        "print('go', flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    try:
+        assert proc.stdout.readline().strip() == "go"
+        deadline = time.monotonic() + 20
+        while len(pids := _pool_children(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(pids) == 2
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in pids), "engine workers outlived their backend"
+
+
+def _pool_children(pid: int) -> list[int]:
+    """The pool workers among a process's children (not multiprocessing's resource tracker)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        kids = [int(k) for k in f.read().split()]
+    out = []
+    for k in kids:
+        try:
+            with open(f"/proc/{k}/cmdline", "rb") as f:
+                cmd = f.read()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmd and b"resource_tracker" not in cmd:
+            out.append(k)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -82,47 +82,45 @@ def still_frames(feat: np.ndarray, fps: float) -> np.ndarray:
     return binary_opening(still, structure=np.ones(MIN_STILL, dtype=bool))
 
 
-def _runs(n: int, still: np.ndarray | None) -> list[tuple[int, int]]:
-    """Frame ranges [a, b) that become one frame each: every still run, and each other frame."""
+def _runs(n: int, still: np.ndarray | None) -> np.ndarray:
+    """(R, 2) frame ranges [a, b) that become one frame each: every still run, and each other frame."""
     if still is None or not still.any():
-        return [(k, k + 1) for k in range(n)]
-    out: list[tuple[int, int]] = []
-    k = 0
-    while k < n:
-        z = k + 1
-        if still[k]:
-            while z < n and still[z]:
-                z += 1
-        out.append((k, z))
-        k = z
-    return out
+        k = np.arange(n, dtype=np.int64)
+        return np.stack([k, k + 1], axis=1)
+    still = np.asarray(still[:n], dtype=bool)
+    new = np.ones(n, dtype=bool)
+    new[1:] = ~(still[1:] & still[:-1])
+    starts = np.flatnonzero(new)
+    return np.stack([starts, np.append(starts[1:], n)], axis=1).astype(np.int64)
 
 
-def _compress(x: np.ndarray, runs: list[tuple[int, int]]) -> np.ndarray:
+def _compress(x: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """Each run's mean frame."""
     if len(runs) == len(x):
         return x
-    return np.ascontiguousarray(np.stack([x[a:b].mean(axis=0) for a, b in runs]))
+    sums = np.add.reduceat(x, runs[:, 0], axis=0)
+    return np.ascontiguousarray(sums / (runs[:, 1] - runs[:, 0])[:, None])
 
 
-def _expand(path: np.ndarray, ex_runs: list[tuple[int, int]], tgt_runs: list[tuple[int, int]]) -> np.ndarray:
+def _expand(path: np.ndarray, ex_runs: np.ndarray, tgt_runs: np.ndarray) -> np.ndarray:
     """A path over compressed frames as a monotone path over every frame: each pair of runs
     becomes a straight line through their frames (a run already walked stays at its last frame)."""
-    out: list[np.ndarray] = []
-    prev_i, prev_j = -1, -1
-    for ic, jc in path:
-        a1, b1 = ex_runs[ic]
-        a2, b2 = tgt_runs[jc]
-        if ic == prev_i:
-            a1 = b1 - 1
-        if jc == prev_j:
-            a2 = b2 - 1
-        steps = max(b1 - a1, b2 - a2)
-        k = np.arange(steps)
-        i = a1 + (k * (b1 - a1)) // steps
-        j = a2 + (k * (b2 - a2)) // steps
-        out.append(np.stack([i, j], axis=1))
-        prev_i, prev_j = ic, jc
-    return np.concatenate(out).astype(np.int64)
+    path = np.asarray(path, dtype=np.int64)
+    a1, b1 = ex_runs[path[:, 0], 0].copy(), ex_runs[path[:, 0], 1]
+    a2, b2 = tgt_runs[path[:, 1], 0].copy(), tgt_runs[path[:, 1], 1]
+    again_i = np.zeros(len(path), dtype=bool)
+    again_j = np.zeros(len(path), dtype=bool)
+    again_i[1:] = path[1:, 0] == path[:-1, 0]
+    again_j[1:] = path[1:, 1] == path[:-1, 1]
+    a1[again_i] = b1[again_i] - 1
+    a2[again_j] = b2[again_j] - 1
+    len1, len2 = b1 - a1, b2 - a2
+    steps = np.maximum(len1, len2)
+    step = np.repeat(np.arange(len(path)), steps)
+    k = np.arange(int(steps.sum())) - np.repeat(np.cumsum(steps) - steps, steps)
+    i = a1[step] + (k * len1[step]) // steps[step]
+    j = a2[step] + (k * len2[step]) // steps[step]
+    return np.stack([i, j], axis=1).astype(np.int64)
 
 
 def path_maps(path: np.ndarray, n_ex: int) -> tuple[np.ndarray, np.ndarray]:

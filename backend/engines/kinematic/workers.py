@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict
@@ -37,11 +39,27 @@ def default_workers() -> int:
     return max(1, min(4, n))
 
 
-def _init(options: dict[str, Any]) -> None:
+# How often (seconds) a worker checks that the process that started it is still there.
+PARENT_CHECK_S = 1.0
+
+
+def _init(options: dict[str, Any], parent: int) -> None:
     global _engine
     from backend.engines.kinematic.engine import KinematicEngine
 
     _engine = KinematicEngine(**options, workers=1)
+    # The parent's pid comes from the parent: one killed while this worker still imported is
+    # already gone here, and os.getppid() would name whoever adopted the orphan.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker when its parent is gone. A backend killed outright (SIGKILL, the OOM
+    killer) cannot shut its pool down, and a pool worker never sees end-of-file on its task
+    queue (it holds that queue's write end too): without this it would wait forever."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _warm() -> int:
@@ -85,7 +103,7 @@ class WorkerPool:
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init,
-                initargs=(self.options,),
+                initargs=(self.options, os.getpid()),
             )
         return self._pool
 
