@@ -84,8 +84,6 @@ class FeatureSpace:
         self.floor = np.maximum(0.25 * typical, 1e-9)
         names = [first.names.get(f, [])[d] if d < len(first.names.get(f, [])) else "" for f, d in self.keys]
         self.weights = np.array([GRIPPER_WEIGHT if is_gripper(n) else 1.0 for n in names])
-        # The arm's dimensions (not the grippers'): what "starts or stops moving" is judged on.
-        self.arm = np.array([not is_gripper(n) for n in names], dtype=bool)
 
     def __call__(self, sig: EpisodeSignals) -> np.ndarray:
         """(T, 2 * dims) positions and velocities, normalized and weighted."""
