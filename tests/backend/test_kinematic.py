@@ -299,8 +299,11 @@ def test_inverted_gripper_polarity_gives_the_same_cuts():
         ]
 
 
-def test_a_contact_task_is_reach_push_retreat():
-    ds, truth = simulated("single-joint", 12, seed=7)
+@pytest.mark.parametrize("seed", [7, 21])
+def test_a_contact_task_is_reach_push_retreat(seed):
+    """The push starts where the approach slows at the block and carries on into it (without the
+    slowdowns the change points miss, seed 7 scores 0.80 and seed 21 finds 3 pushes of 6)."""
+    ds, truth = simulated("single-joint", 12, seed=seed)
     pushes = [e for e in sorted(ds.episodes) if ds.episode(e).task.startswith("push")]
     assert pushes
     preds = KinematicEngine().predict([EpisodeJob("s", ds, e) for e in pushes])
@@ -308,8 +311,9 @@ def test_a_contact_task_is_reach_push_retreat():
         names = [s.name for s in p.annotation.segments]
         assert p.notes["contact_task"] == "push"
         assert set(names) <= {"idle", "reach_block", "push_block", "retreat"}, names
-    assert sum(1 for p in preds if "push_block" in [s.name for s in p.annotation.segments]) >= len(preds) / 2
-    assert scores(preds, truth, ds, pushes)["f1@0.5"] >= 0.75
+    found = sum(1 for p in preds if "push_block" in [s.name for s in p.annotation.segments])
+    assert found >= len(preds) - 1
+    assert scores(preds, truth, ds, pushes)["f1@0.5"] >= 0.85
 
 
 def test_task_words_name_the_objects_and_the_target():

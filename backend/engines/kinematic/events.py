@@ -15,7 +15,10 @@ carried object changes course (move, place). Per arm:
   closing that stops clearly short of the tightest the gripper ever closes counts;
 - turns: change points (ruptures) in the direction of a long motion, kept where
   the course really changes, so a motion that blends into the next without
-  stopping is still cut.
+  stopping is still cut;
+- slowdowns: where the speed sinks to a small part of the motion on both sides
+  without stopping (an approach that slows at contact, then pushes on). The change
+  points miss these where a faster motion elsewhere in the run sets their scale.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 import ruptures as rpt
+from scipy.ndimage import maximum_filter1d
 
 from backend.engines.kinematic.arms import Arm
 from backend.engines.kinematic.signals import MIN_SNR, feature_order, noise_level, noise_levels, smooth
@@ -44,6 +48,10 @@ STALL_GAP = 0.12
 # Turns: the course changes by at least this angle's cosine, in motions at least this long (s).
 TURN_COS = 0.55
 MIN_TURN_RUN = 0.8
+# Slowdowns: the speed falls below this part of the slower of the peaks within SLOWDOWN_WINDOW
+# seconds on either side, both peaks are motion (above MOVING_ABOVE), and the arm does not stop.
+SLOWDOWN_BELOW = 0.5
+SLOWDOWN_WINDOW = 0.5
 
 
 @dataclass
@@ -70,6 +78,7 @@ class ArmTrack:
     strokes: list[Stroke] = field(default_factory=list)
     holding: np.ndarray | None = None  # (T,) bool
     turns: list[int] = field(default_factory=list)
+    slowdowns: list[int] = field(default_factory=list)
     notes: dict = field(default_factory=dict)
     _runs: list[tuple[int, int, bool]] | None = field(default=None, repr=False)
 
@@ -422,6 +431,27 @@ def turns(vel: np.ndarray, moving: np.ndarray, speed: np.ndarray, fps: float) ->
     return sorted(set(out))
 
 
+def slowdowns(speed: np.ndarray, moving: np.ndarray, fps: float) -> list[int]:
+    """Frames where the arm, still moving, slows to a local minimum well below the motion on
+    both sides (a stop is a pause: `runs` has it)."""
+    n = len(speed)
+    w = max(2, round(SLOWDOWN_WINDOW * fps))
+    if n < 3:
+        return []
+    s = np.asarray(speed, dtype=np.float64)
+    # A minimum: no lower than the frame before, lower than the one after (a flat bottom counts once).
+    k = np.flatnonzero((s[1:-1] <= s[:-2]) & (s[1:-1] < s[2:])) + 1
+    if not len(k):
+        return []
+    # The peak in [k - w, k) and in (k, k + w]: a running maximum over w frames, shifted.
+    run = maximum_filter1d(s, size=w, mode="nearest", origin=(w - 1) // 2)  # max of s[i - w + 1 .. i]
+    left = run[np.maximum(k - 1, 0)]
+    right = run[np.minimum(k + w, n - 1)]
+    peak = np.minimum(left, right)
+    keep = (peak > MOVING_ABOVE) & (s[k] < SLOWDOWN_BELOW * peak) & np.asarray(moving, dtype=bool)[k]
+    return k[keep].tolist()
+
+
 # ---------------------------------------------------------------- per arm
 
 
@@ -440,6 +470,7 @@ def track_arms(arms: list[Arm], fps: float, min_pause: float = MIN_PAUSE) -> lis
             _mark_holding(strokes, holding, len(moving), fps)
         t = ArmTrack(arm, speed, v, moving, strokes, holding, notes=notes)
         t.turns = turns(v, moving, speed, fps)
+        t.slowdowns = slowdowns(speed, moving, fps)
         tracks.append(t)
     return tracks
 

@@ -114,7 +114,9 @@ def contact_cuts(track: ArmTrack, first: int, last: int, verb: str, obj: str, fp
     course); the contact motion where the approach slows and carries on forward into the
     object, or failing that where the arm sets off again after a pause.
     """
-    shapes = {k: _turn_shape(track, k, fps) for k in track.turns}
+    # Change points in the course, and slowdowns they miss (an approach that slows at contact
+    # and pushes on in about the same direction).
+    shapes = {k: _turn_shape(track, k, fps) for k in sorted({*track.turns, *track.slowdowns})}
     back = [k for k, (cos, dip) in shapes.items() if cos < 0.0 and dip < 0.45 and first < k < last]
     cuts: list[Cut] = []
     end = last
