@@ -9,6 +9,7 @@ import numpy as np
 
 from .anchors import ANCHOR_WITHIN, Event, after_gripper, anchor, missed_grasps, next_event, ordinal, snap
 from .features import Exemplar
+from .signals import percentile
 
 # A boundary no event pins down moves to a zero-shot cut this close (seconds).
 ZERO_SHOT_SNAP = 0.6
@@ -77,7 +78,7 @@ def still_frames(feat: np.ndarray, fps: float) -> np.ndarray:
     half = feat.shape[1] // 2
     smooth = gaussian_filter1d(feat[:, :half], max(1.0, STILL_SMOOTH * fps), axis=0, mode="nearest")
     speed = np.linalg.norm(np.gradient(smooth, axis=0), axis=1)
-    still = speed < STILL_LEVEL * max(float(np.percentile(speed, 90)), 1e-12)
+    still = speed < STILL_LEVEL * max(float(percentile(speed, 90)), 1e-12)
     # Opening with MIN_STILL frames drops the shorter runs and keeps the others whole.
     return binary_opening(still, structure=np.ones(MIN_STILL, dtype=bool))
 

@@ -32,7 +32,15 @@ import ruptures as rpt
 from scipy.ndimage import maximum_filter1d
 
 from backend.engines.kinematic.arms import Arm
-from backend.engines.kinematic.signals import MIN_SNR, feature_order, noise_level, noise_levels, smooth
+from backend.engines.kinematic.signals import (
+    MIN_SNR,
+    feature_order,
+    median,
+    noise_level,
+    noise_levels,
+    percentile,
+    smooth,
+)
 
 # Motion thresholds, as fractions of the robot's brisk speed (95th percentile).
 STILL_BELOW = 0.07
@@ -135,7 +143,7 @@ def joint_velocity(arm: Arm, fps: float) -> np.ndarray:
     x = _fill(x)
     if x.shape[1] == 0 or len(x) < 4:
         return np.zeros((len(x), 1))
-    lo, hi = np.percentile(x, 1, axis=0), np.percentile(x, 99, axis=0)
+    lo, hi = percentile(x, 1, axis=0), percentile(x, 99, axis=0)
     rng = hi - lo
     noise = noise_levels(x)
     keep = rng > MIN_SNR * 2.5 * np.maximum(noise, 1e-12)
@@ -244,7 +252,7 @@ def _strokes(u: np.ndarray, fps: float) -> list[Stroke]:
         a, b = i, last + 1
         # extend to where the gripper leaves its level before and settles at the next
         tol = max(3.0 * sigma, 0.02)
-        level = float(np.median(us[max(0, a - round(0.3 * fps)) : max(1, a - round(0.1 * fps))]))
+        level = float(median(us[max(0, a - round(0.3 * fps)) : max(1, a - round(0.1 * fps))]))
         while a > 0 and (us[a] - level) * s > tol and (us[a] - us[a - 1]) * s > 0:
             a -= 1
         while b < n and (us[b] - us[b - 1]) * s > 0.2 * thresh / fps:
@@ -303,7 +311,7 @@ def gripper_track(arm: Arm, fps: float) -> tuple[list[Stroke], np.ndarray | None
     n = len(arm.signals)
     if state is None:
         return [], None, {"gripper": None}
-    lo, hi = np.percentile(state, 0.5), np.percentile(state, 99.5)
+    lo, hi = percentile(state, 0.5), percentile(state, 99.5)
     wide = arm.signals.ranges.get(arm.gripper.feature) if arm.gripper is not None else None
     if wide is not None and arm.gripper.dim < len(wide):
         # Against the gripper's travel across the dataset: a twitch in one episode is no stroke.
@@ -327,7 +335,7 @@ def gripper_track(arm: Arm, fps: float) -> tuple[list[Stroke], np.ndarray | None
         )
         gap = u - cmd
         big = (np.abs(gap) > STALL_GAP) & steady
-        if big.sum() >= 0.5 * fps and np.median(gap[big]) < 0:
+        if big.sum() >= 0.5 * fps and median(gap[big]) < 0:
             polarity = -1.0
     if polarity < 0:
         u = 1.0 - u
@@ -355,7 +363,7 @@ def gripper_track(arm: Arm, fps: float) -> tuple[list[Stroke], np.ndarray | None
     else:
         # No stall anywhere (a command that stops where the object does, or none at all): closed
         # short of the tightest the gripper ever closes; `carried` below adds transport.
-        tight = float(np.percentile(us, 1))
+        tight = float(percentile(us, 1))
         holding = (us < 0.7) & (us > tight + 0.15)
         notes["holding_from"] = "closed short of the tightest, or carried"
     _mark_holding(strokes, holding, n, fps)
@@ -407,7 +415,7 @@ def turns(vel: np.ndarray, moving: np.ndarray, speed: np.ndarray, fps: float) ->
         if not moving[a] or b - a < min_run:
             continue
         seg = vel[a:b]
-        norm = seg / max(float(np.percentile(np.linalg.norm(seg, axis=1), 90)), 1e-9)
+        norm = seg / max(float(percentile(np.linalg.norm(seg, axis=1), 90)), 1e-9)
         min_size = max(2, round(0.3 * fps))
         try:
             # The linear kernel is the l2 cost, computed in C.
@@ -459,7 +467,7 @@ def track_arms(arms: list[Arm], fps: float, min_pause: float = MIN_PAUSE) -> lis
     """Motion, strokes, holding and turns of every arm, on one speed scale for the robot."""
     vels = [joint_velocity(a, fps) for a in arms]
     raw = [np.linalg.norm(v, axis=1) for v in vels]
-    ref = max((float(np.percentile(s, 95)) for s in raw if len(s)), default=0.0) or 1.0
+    ref = max((float(percentile(s, 95)) for s in raw if len(s)), default=0.0) or 1.0
     tracks = []
     for arm, v, s in zip(arms, vels, raw, strict=True):
         speed = s / ref

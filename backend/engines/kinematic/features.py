@@ -13,7 +13,7 @@ from core.annotations import EpisodeAnnotation
 from core.dataset import EpisodeSignals
 
 from .anchors import Event
-from .signals import GRIPPER_WORDS, noise_levels, tokens
+from .signals import GRIPPER_WORDS, median, noise_levels, percentile, tokens
 
 # Velocity features are scaled by this many seconds so that a phase's typical
 # velocity (one range per phase, phases last about a second) weighs like its position.
@@ -76,11 +76,11 @@ class FeatureSpace:
         first = exemplars[0].signals
         keys = [(f, d) for f in sorted(first.channels) for d in range(first.channels[f].shape[1])]
         mats = [matrix(e.signals, keys) for e in exemplars]
-        ranges = np.stack([np.percentile(m, 98, axis=0) - np.percentile(m, 2, axis=0) for m in mats])
+        ranges = np.stack([percentile(m, 98, axis=0) - percentile(m, 2, axis=0) for m in mats])
         noise = np.stack([noise_levels(m) for m in mats])
         moving = (ranges > MIN_RANGE_NOISE * np.maximum(noise, 1e-12)).any(axis=0)
         self.keys = [k for k, ok in zip(keys, moving, strict=True) if ok]
-        typical = np.median(ranges, axis=0)[moving]
+        typical = median(ranges, axis=0)[moving]
         self.floor = np.maximum(0.25 * typical, 1e-9)
         names = [first.names.get(f, [])[d] if d < len(first.names.get(f, [])) else "" for f, d in self.keys]
         self.weights = np.array([GRIPPER_WEIGHT if is_gripper(n) else 1.0 for n in names])
@@ -88,7 +88,7 @@ class FeatureSpace:
     def __call__(self, sig: EpisodeSignals) -> np.ndarray:
         """(T, 2 * dims) positions and velocities, normalized and weighted."""
         x = matrix(sig, self.keys)
-        lo, hi = np.percentile(x, [2, 98], axis=0)
+        lo, hi = percentile(x, 2, axis=0), percentile(x, 98, axis=0)
         u = (x - lo) / np.maximum(hi - lo, self.floor)
         sigma = max(1.0, 0.04 * self.fps)
         v = np.gradient(gaussian_filter1d(u, sigma, axis=0, mode="nearest"), axis=0) * self.fps

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -124,8 +125,9 @@ def fuse(
         parts = [(a, b) for a, b in parts if b > a]
         options = []
         for a, b in parts:
-            values, counts = np.unique(labels[a:b].astype(str), return_counts=True)
-            aligned = str(values[int(np.argmax(counts))])
+            # the commonest name; a tie goes to the first in sorted order
+            counts = Counter(labels[a:b].tolist())
+            aligned = str(min(counts, key=lambda name: (-counts[name], name)))
             whole = a in zs and (b == n or b in zs)  # a zero-shot span no aligned boundary splits
             hint = int(np.argmax(votes[a:b].sum(axis=0)))  # the exemplar segment the path puts here
             options.append((symbolic.get(a) if whole else None, aligned, hint, retried(a)))

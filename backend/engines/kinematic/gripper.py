@@ -19,8 +19,10 @@ from backend.engines.kinematic.signals import (
     clip01,
     dim_label,
     feature_order,
+    median,
     noise_level,
     noise_levels,
+    percentile,
     smooth,
     tokens,
 )
@@ -59,7 +61,7 @@ def dim_speeds(arr: np.ndarray, fps: float) -> list[np.ndarray | None]:
     noise = noise_levels(arr)
     for d in range(arr.shape[1]):
         x = arr[:, d].astype(np.float64)
-        lo, hi = np.percentile(x, [1.0, 99.0])
+        lo, hi = percentile(x, 1.0), percentile(x, 99.0)
         if len(x) < 4 or hi - lo < 20.0 * max(float(noise[d]), 1e-12):
             out.append(None)
             continue
@@ -82,7 +84,7 @@ def stall_fraction(x: np.ndarray, command: np.ndarray, fps: float) -> float:
     x, command = np.asarray(x, dtype=np.float64), np.asarray(command, dtype=np.float64)
     if len(x) < 8 or len(command) != len(x) or not (np.all(np.isfinite(x)) and np.all(np.isfinite(command))):
         return 0.0
-    lo, hi = np.percentile(x, [1.0, 99.0])
+    lo, hi = percentile(x, 1.0), percentile(x, 99.0)
     r = float(hi - lo)
     if r <= 0:
         return 0.0
@@ -112,7 +114,7 @@ def gripper_shape(
     n = len(x)
     if n < 8 or not np.all(np.isfinite(x)):
         return ShapeScore(0.0)
-    lo, hi = np.percentile(x, [1.0, 99.0])
+    lo, hi = percentile(x, 1.0), percentile(x, 99.0)
     rng = float(hi - lo)
     sigma = max(noise_level(x), 1e-9 * (float(np.max(np.abs(x))) + 1.0))
     snr = rng / sigma if rng > 0 else 0.0
@@ -122,7 +124,7 @@ def gripper_shape(
     # Excursions: runs away from the starting (open) level. Each is one close and
     # one open; the closed level may differ per excursion (objects differ in size).
     k = max(2, min(n // 10, round(0.3 * fps)))
-    home = float(np.median(u[:k]))
+    home = float(median(u[:k]))
     away = np.abs(u - home) > 0.3
     near = np.abs(u - home) < 0.1
     edges = np.flatnonzero(np.diff(away.astype(np.int8))) + 1
@@ -130,13 +132,13 @@ def gripper_shape(
     transitions = len(edges)
     for s0, s1 in itertools.pairwise(bounds):
         if away[s0]:
-            near[s0:s1] = np.abs(u[s0:s1] - float(np.median(u[s0:s1]))) < 0.1
+            near[s0:s1] = np.abs(u[s0:s1] - float(median(u[s0:s1]))) < 0.1
     two_level = float(np.mean(near))
     returns = not bool(away[-1])
     speed = np.abs(np.gradient(smooth(u, max(1.0, 0.05 * fps)))) * fps
     # Moving: faster than half a range per second, and clear of what noise alone
     # reads as speed (the median: a gripper is at rest most of the time).
-    transit = float(np.mean(speed > max(0.5, 4.0 * float(np.median(speed)))))
+    transit = float(np.mean(speed > max(0.5, 4.0 * float(median(speed)))))
     s_snr = clip01(math.log(snr / MIN_SNR) / math.log(30.0 / MIN_SNR))
     s_two = clip01((two_level - TWO_LEVEL_FLOOR) / 0.4)
     if transitions == 0:
@@ -277,11 +279,11 @@ def gripper_transitions(x: np.ndarray, fps: float, channel_conf: float) -> tuple
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
-    lo, hi = np.percentile(x, [0.5, 99.5])
+    lo, hi = percentile(x, 0.5), percentile(x, 99.5)
     rng = float(hi - lo) or 1.0
     u = (x - lo) / rng
     k = max(2, min(n // 10, round(0.3 * fps)))
-    head, tail = float(np.median(u[:k])), float(np.median(u[-k:]))
+    head, tail = float(median(u[:k])), float(median(u[-k:]))
     # Open is where the episode starts and ends; if they disagree, trust the start
     # when it sits at an extreme, else assume the common "bigger value = wider".
     high_open = head > 0.5 if (head > 0.5) == (tail > 0.5) or abs(head - 0.5) > 0.3 else True
@@ -308,8 +310,8 @@ def gripper_transitions(x: np.ndarray, fps: float, channel_conf: float) -> tuple
             pb, pa = before[before >= OPEN_ABOVE], after[after <= CLOSE_BELOW]
         else:
             pb, pa = before[before <= CLOSE_BELOW], after[after >= OPEN_ABOVE]
-        level_b = float(np.median(pb)) if len(pb) else float(gs[max(prev, c - 1)])
-        level_a = float(np.median(pa)) if len(pa) else float(gs[min(nxt - 1, c)])
+        level_b = float(median(pb)) if len(pb) else float(gs[max(prev, c - 1)])
+        level_a = float(median(pa)) if len(pa) else float(gs[min(nxt - 1, c)])
         on_b = np.flatnonzero(np.abs(before - level_b) <= delta)
         start = prev + int(on_b[-1]) if len(on_b) else prev
         on_a = np.flatnonzero(np.abs(after - level_a) <= delta)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backend.engines.kinematic.signals import noise_levels
+from backend.engines.kinematic.signals import noise_levels, percentile
 
 
 def _jump_frames(disp: np.ndarray, noise: np.ndarray) -> list[int]:
@@ -36,7 +36,7 @@ def remove_jumps(arr: np.ndarray) -> tuple[np.ndarray, list[int]]:
     arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim != 2 or len(arr) < 5:
         return arr, []
-    lo, hi = np.percentile(arr, [1.0, 99.0], axis=0)
+    lo, hi = percentile(arr, 1.0, axis=0), percentile(arr, 99.0, axis=0)
     scale = np.where(hi - lo > 0, hi - lo, 1.0)
     disp = np.diff(arr, axis=0, prepend=arr[:1])
     noise = noise_levels(arr) / scale
