@@ -46,6 +46,15 @@ def symbolic_labels(
         edge = ANCHOR_WITHIN * fps
         return any(a + edge < s.start * fps < b - edge for s in person[1:])
 
+    def parts_of(a: int, b: int) -> list[str]:
+        """The person's names over a zero-shot span they cut inside, in order."""
+        edge = ANCHOR_WITHIN * fps
+        names: list[str] = []
+        for s in person:
+            if min(b, s.end * fps) - max(a, s.start * fps) > edge and (not names or names[-1] != s.name):
+                names.append(s.name)
+        return names
+
     ex_names = [z for _, _, z in ex_spans]
     ex_person = [None if split_inside(a, b) else person_at(a, b) for a, b, _ in ex_spans]
     by_name: dict[str, str] = {}
@@ -54,7 +63,8 @@ def symbolic_labels(
             by_name.setdefault(z, p)
     tgt_names = [z for _, _, z in tgt_spans]
     out: dict[int, str] = {}
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=ex_names, b=tgt_names, autojunk=False).get_opcodes():
+    ops = difflib.SequenceMatcher(a=ex_names, b=tgt_names, autojunk=False).get_opcodes()
+    for n_op, (op, i1, i2, j1, j2) in enumerate(ops):
         for k, j in enumerate(range(j1, j2)):
             if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
                 name = ex_person[i1 + k]
@@ -62,6 +72,17 @@ def symbolic_labels(
                 name = by_name.get(tgt_names[j])
             if name is not None:  # else the aligned proposal names it
                 out[tgt_spans[j][0]] = name
+        # The person cut the exemplar's last span here into phases and this episode's own analysis
+        # cuts the same stretch more finely (its next spans have no match in the exemplar): the
+        # phases go to the spans in order, the first from where both analyses start it.
+        nxt = ops[n_op + 1] if n_op + 1 < len(ops) else None
+        if op == "equal" and nxt is not None and nxt[0] == "insert" and ex_person[i2 - 1] is None:
+            a, b, _ = ex_spans[i2 - 1]
+            parts = parts_of(a, b)
+            extra = nxt[4] - nxt[3]
+            if len(parts) >= extra + 1:
+                for name, j in zip(parts, range(j2 - 1, nxt[4]), strict=False):
+                    out[tgt_spans[j][0]] = name
     return out
 
 
