@@ -111,8 +111,9 @@ def contact_cuts(track: ArmTrack, first: int, last: int, verb: str, obj: str, fp
     """A task done by touching (push, wipe): reach, the contact motion, retreat.
 
     The retreat begins where the arm turns back (the deepest slowdown with a reversal of
-    course); the contact motion where the approach slows and carries on forward into the
-    object, or failing that where the arm sets off again after a pause.
+    course); the contact motion where the approach last slows and carries on forward into the
+    object before that (the approach's own waypoints come earlier), or failing that where the
+    arm sets off again after a pause.
     """
     # Change points in the course, and slowdowns they miss (an approach that slows at contact
     # and pushes on in about the same direction).
@@ -129,7 +130,7 @@ def contact_cuts(track: ArmTrack, first: int, last: int, verb: str, obj: str, fp
         k for k, (cos, dip) in shapes.items() if cos > 0.3 and dip < 0.5 and first + margin < k < end - margin
     ]
     if forward:
-        k = min(forward, key=lambda k: shapes[k][1])
+        k = max(forward)
         cuts.append(Cut(k, "turn", track.name, 0.5, label=f"{verb}_{obj}"))
     else:
         runs = track.runs()
