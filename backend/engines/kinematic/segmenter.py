@@ -4,8 +4,9 @@ A phase starts where its first action starts (events.py): an arm's jaws start to
 close on something (grasp, also a grasp that misses) or to open what they hold
 (release); an arm starts to move after a pause (reach, lift, retreat; a pause
 whose motion carries on in the same direction is a hesitation and cuts nothing);
-a carried object changes course (move, place). The episode starts idle until the
-first motion and ends idle after the last. Across arms the same rules hold, plus
+a carried object changes course (move, place) or slows and carries on (align, then
+insert: `course.py`). The episode starts idle until the first motion and ends idle
+after the last. Across arms the same rules hold, plus
 the one bimanual event that is not a cut: an arm letting go of what another arm
 has just grasped is part of that hand-over. Events closer than MERGE seconds are
 one cut (the strongest kind wins). An arm that never moves cuts nothing.
@@ -55,7 +56,8 @@ def _holding_at(track: ArmTrack, frame: int) -> bool:
 
 
 def arm_cuts(track: ArmTrack, others: list[ArmTrack], fps: float) -> list[Cut]:
-    """The cuts one arm makes: its gripper strokes, its starts after pauses, its turns while carrying."""
+    """The cuts one arm makes: its gripper strokes, its starts after pauses, its turns and
+    slowdowns while carrying."""
     cuts: list[Cut] = []
     n = len(track.moving)
     window = round(HANDOVER_WINDOW * fps)
@@ -90,7 +92,9 @@ def arm_cuts(track: ArmTrack, others: list[ArmTrack], fps: float) -> list[Cut]:
         if i >= 2 and not stroked and same_course(track, stop, a, fps):
             continue  # a hesitation: the same motion carries on
         cuts.append(Cut(a, "onset", track.name, 0.75, holding=_holding_at(track, a)))
-    for t in track.turns:
+    # A carried object changes course (move, then place) or slows and carries on (a peg aligned
+    # over its socket, then inserted).
+    for t in sorted({*track.turns, *track.slowdowns}):
         if _holding_at(track, t):
             cuts.append(Cut(t, "turn", track.name, 0.5, holding=True))
     return cuts
