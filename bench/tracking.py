@@ -9,7 +9,7 @@ the same run: holding the nearest keyframe and linear interpolation between the
 keyframes (quality), and decoding the same frames sequentially with core.video
 (speed: is tracking the bottleneck?).
 
-    .venv/bin/python bench/tracking.py [--robot single-ee bimanual ...] [--keyframes 1] [--episodes 6]
+    .venv/bin/python bench/tracking.py [--robot single-ee bimanual ...] [--keyframes 1] [--episodes 6] [--seed 1]
 """
 
 from __future__ import annotations
@@ -40,14 +40,14 @@ VARIANTS: tuple[str, ...] = tuple(getattr(core.demo, "ROBOTS", ("single-ee",)))
 ALL_VARIANTS = ("single-ee", "single-joint", "bimanual")
 
 
-def demo_for(variant: str, episodes: int) -> Path | None:
+def demo_for(variant: str, episodes: int, seed: int = 1) -> Path | None:
     """The cached 640x480 demo of a robot variant, or None if this generator does not make it."""
     if variant not in VARIANTS:
         return None
-    params = {"episodes": episodes, "seed": 1, "width": 640, "height": 480, "fps": 30}
+    params = {"episodes": episodes, "seed": seed, "width": 640, "height": 480, "fps": 30}
     if "robot" in inspect.signature(write_demo).parameters:
         params["robot"] = variant
-    return cached_demo(CACHE, f"track-{variant}", **params)
+    return cached_demo(CACHE, f"track-{variant}" if seed == 1 else f"track-{variant}-seed{seed}", **params)
 
 
 def decode_speed(root: Path) -> float:
@@ -78,6 +78,9 @@ def main() -> None:
         "--keyframes", type=int, default=1, help="keyframes per track (default 1: the first frame)"
     )
     ap.add_argument("--episodes", type=int, default=6, help="episodes per demo (default 6)")
+    ap.add_argument(
+        "--seed", type=int, default=1, help="the demo generator's seed (default 1; others: other scenes)"
+    )
     ap.add_argument("--engine", default="cpu", help="tracker: cpu (default), sam2 or sam3 (with --model)")
     ap.add_argument("--model", default=None, help="checkpoint for sam2 / sam3")
     args = ap.parse_args()
@@ -85,7 +88,7 @@ def main() -> None:
     engine = make_track_engine(args.engine, **({"model": args.model} if args.model else {}))
     rows = []
     for variant in args.robot:
-        root = demo_for(variant, args.episodes)
+        root = demo_for(variant, args.episodes, args.seed)
         if root is None:
             rows.append((variant, None, None, None))
             continue
@@ -96,6 +99,7 @@ def main() -> None:
 
     print(
         f"\nTracking from {args.keyframes} keyframe(s), {engine.tag}, 640x480, {args.episodes} episodes, "
+        f"seed {args.seed}, "
         "two cameras (peers: hold the nearest keyframe, interpolate between keyframes, decode alone)\n"
     )
     head = (

@@ -80,7 +80,7 @@ def test_box_track_follows_the_object_far_better_than_holding(demo_root, truth, 
         out = run_track(job, engine, source)
         assert out.status == "ok" and out.frames == source.length - 1
         assert all(
-            b.source == "tracker:cpu@2" and b.track_key == (cam, "object", "current") for b in out.boxes
+            b.source == "tracker:cpu@3" and b.track_key == (cam, "object", "current") for b in out.boxes
         )
         # what is stored is sparse, and the stored keyframes are what gets scored
         assert len(out.boxes) < source.length / 3
@@ -429,3 +429,21 @@ def test_re_detection_does_not_jump_to_another_object_of_the_same_colours():
 
     assert searches(MedianFlowParams()) == 0
     assert searches(MedianFlowParams(min_distinct=0.0)) > 0  # the scene does reach the search
+
+
+def test_a_box_keeps_its_size_where_only_a_few_points_vote(bimanual_root):
+    """Where a gripper covers the object, the few grid points left on it (the visible edge) move
+    with the gripper's fingers: their spread grew the box to twice the object's size. The box now
+    changes size only where enough of the grid votes (measured here: mean IoU 0.651 -> 0.707 on
+    this 4-episode two-arm demo, 0.711 -> 0.782 on bench/tracking.py's 640x480 one)."""
+    from backend.evaluate_tracking import evaluate_track
+
+    def mean_iou(**box):
+        eng = make_track_engine("cpu", box=box)
+        try:
+            return evaluate_track(bimanual_root, eng, "boxes", 1)["mean"]["iou"]
+        finally:
+            eng.close()
+
+    every_vote = mean_iou(scale_voters=0.0)
+    assert mean_iou() > every_vote + 0.03
