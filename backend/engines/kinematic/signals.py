@@ -77,18 +77,13 @@ def percentile(x: np.ndarray, q: float, axis: int | None = None) -> np.ndarray |
     n = a.shape[0] if a.ndim else 0
     if n == 0 or a.dtype.kind != "f" or np.ndim(q) or np.isnan(a).any():
         return np.percentile(a, q, axis=axis)
-    qf = np.true_divide(q, a.dtype.type(100))
-    v = (n - 1) * qf
-    if v >= n - 1:
-        lo = hi = n - 1
-        gamma = v - (-1)
-    elif v < 0:
-        lo = hi = 0
-        gamma = v - 0
-    else:
+    v = (n - 1) * np.true_divide(q, a.dtype.type(100))  # in the array's precision, as numpy does
+    if 0 <= v < n - 1:
         lo = int(np.floor(v))
-        hi = lo + 1
-        gamma = v - np.floor(v)
+        hi, gamma = lo + 1, v - np.floor(v)
+    else:  # at an end both neighbours are the end element itself: nothing to interpolate
+        lo = hi = 0 if v < 0 else n - 1
+        gamma = v * 0
     part = np.partition(a, sorted({lo, hi}), axis=0)
     prev, nxt = part[lo], part[hi]
     gamma = np.asarray(gamma, dtype=np.asarray(v).dtype)
