@@ -32,12 +32,17 @@ class TrackingError(RoboAnnotateError):
 
 @dataclass(frozen=True)
 class Step:
-    """One frame's answer: the target's `value` in pixels, a confidence in [0, 1], and loss."""
+    """One frame's answer: the target's `value` in pixels, a confidence in [0, 1], and loss.
+
+    `guessed`: nothing in this frame was followed; the value only carries the last motion on
+    over a frame or two. If the target is then lost, the track ends before the guesses.
+    """
 
     value: tuple[float, ...]
     confidence: float
     lost: bool = False
     reason: str = ""
+    guessed: bool = False
 
 
 @dataclass(frozen=True)

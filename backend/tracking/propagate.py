@@ -190,6 +190,7 @@ def run_direction(
         kind, anchor.value, first.shape[1], first.shape[0], f"the keyframe at frame {anchor.frame}"
     )
     tracker = engine.tracker(kind, target)
+    guessed: list[bool] = []
     try:
         t0 = time.perf_counter()
         tracker.start(first, value)
@@ -213,11 +214,20 @@ def run_direction(
             progress.track_s += t2 - t1
             progress.step()
             if step.lost:
-                run.lost_at, run.reason = index, step.reason
+                # Frames the tracker bridged on its last motion alone just before the loss
+                # were guesses: the run ends at the last frame it followed.
+                lost_at = index
+                while guessed and guessed[-1]:
+                    guessed.pop()
+                    lost_at = run.frames.pop()
+                    run.values.pop()
+                    run.confidence.pop()
+                run.lost_at, run.reason = lost_at, step.reason
                 return run
             run.frames.append(index)
             run.values.append(tuple(float(v) for v in step.value))
             run.confidence.append(float(step.confidence))
+            guessed.append(step.guessed)
     finally:
         tracker.close()
 

@@ -146,7 +146,7 @@ def test_lost_keyframes_are_flagged_and_correcting_a_tracked_one_asks_for_a_retr
             label="cube",
             kind="current",
             xyxy=(0.25, 0.2, 0.35, 0.3),
-            source="tracker:cpu@3",
+            source="tracker:cpu@4",
         ),
         Box(
             t=2.0,
@@ -154,7 +154,7 @@ def test_lost_keyframes_are_flagged_and_correcting_a_tracked_one_asks_for_a_retr
             label="cube",
             kind="current",
             xyxy=(0.25, 0.2, 0.35, 0.3),
-            source="tracker:cpu@3",
+            source="tracker:cpu@4",
             lost=True,
         ),
     ]
@@ -284,7 +284,7 @@ def test_track_the_gripper_and_cancel_a_track(qtbot, backend, linked):
     result = _wait_result(qtbot, win, None)
     assert result.status == "ok" and result.target == "point"
     traj = win.doc.annotation.trajectories[ti]
-    assert len(traj.points) > 5 and traj.anchors == [0.0] and traj.source == "tracker:cpu@3"
+    assert len(traj.points) > 5 and traj.anchors == [0.0] and traj.source == "tracker:cpu@4"
 
     # a box track cancelled right away keeps what was tracked, and nothing the person placed is lost
     _draw_box(qtbot, win, FRONT, truth["boxes"][FRONT][0], label="cube")

@@ -76,11 +76,11 @@ def test_track_request_gets_progress_and_a_sparse_track(client, served_root):
     assert any(isinstance(r, Progress) for r in replies)
     result = replies[-1]
     assert isinstance(result, TrackResult) and result.status == "ok", result
-    assert result.engine == "cpu@3" and result.frames == replies[0].total
+    assert result.engine == "cpu@4" and result.frames == replies[0].total
     duration = Dataset(served_root / "demo").episode(0).duration
     assert result.spans == [(0.0, pytest.approx(duration + 1.0))]  # everything after the keyframe
     assert 2 < len(result.boxes) < 100
-    assert all(b.source == "tracker:cpu@3" and b.label == "cube" and b.camera == FRONT for b in result.boxes)
+    assert all(b.source == "tracker:cpu@4" and b.label == "cube" and b.camera == FRONT for b in result.boxes)
     # the server keeps answering while (and after) it tracks
     assert client.ping().busy == 0
 
@@ -232,7 +232,7 @@ def test_evaluate_track_writes_the_figures(demo_root, tmp_path, what):
     assert proc.returncode == 0, proc.stderr
     assert "frames/s per track" in proc.stdout
     result = json.loads(out.read_text())
-    assert result["keyframes"] == 2 and result["engine"] == "cpu@3"
+    assert result["keyframes"] == 2 and result["engine"] == "cpu@4"
     mean = result["mean"]
     assert mean["frames_per_s"] > 0
     if what == "boxes":
