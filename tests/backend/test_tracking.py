@@ -511,3 +511,45 @@ def test_a_box_flow_slid_off_comes_back_to_the_half_hidden_target_next_to_it():
     assert _iou(after_slide(), true_box) > 0.9
     # without the near search the box stays where flow left it: the scene is a real test of it
     assert _iou(after_slide(recover_near=0.0), true_box) < 0.3
+
+
+def _scripted_engine():
+    """Trackers that answer from a script: forwards from x = 0, backwards from x = 10."""
+    from backend.tracking.base import Step, TrackEngine, Tracker
+
+    class Scripted(Tracker):
+        def start(self, frame, value):
+            self.forward, self.f = value[0] == 0.0, int(value[0])
+
+        def update(self, frame):
+            self.f += 1 if self.forward else -1
+            f = self.f
+            if not self.forward:
+                return Step((f + 3.0, 50.0), 1.0)  # 3 px off all along
+            if f < 5:
+                return Step((float(f), 50.0), 1.0)
+            # a bridged frame, after which this run came back on something else
+            return Step((f + 20.0, 50.0), 0.0 if f == 5 else 1.0, guessed=f == 5)
+
+    class Engine(TrackEngine):
+        name = "scripted"
+
+        def _make(self, kind, target):
+            return Scripted()
+
+    return Engine()
+
+
+def test_after_a_bridged_frame_the_run_from_the_other_keyframe_is_trusted():
+    from backend.tracking.propagate import _blend, run_direction
+
+    frames = ArrayFrames([np.zeros((100, 100, 3), np.uint8)] * 11)
+    engine, left, right = _scripted_engine(), Anchor(0, (0.0, 50.0)), Anchor(10, (10.0, 50.0))
+    gap = track_gap(engine, "point", frames, left, right)
+    got = dict(zip(gap.frames, gap.values, strict=True))
+    assert all(abs(got[f][0] - (f + 3.0)) < 1e-6 for f in range(5, 10))  # the backward run's
+    # blending both runs there, as before, carries the forward run's mistake into the track
+    fwd = run_direction(engine, "point", frames, left, 10, +1)
+    bwd = run_direction(engine, "point", frames, right, 0, -1)
+    naive = dict(zip(*_blend(fwd, bwd, 0, 10, "point", 5.0), strict=True))
+    assert max(abs(naive[f][0] - f) for f in range(5, 10)) > 9
