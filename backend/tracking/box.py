@@ -77,10 +77,9 @@ demos 0.702 -> 0.755, 0.571 -> 0.625, 0.682 -> 0.754. Every share from 0.10 to
 Losses that were not. All 9 tracks of the 36 on the seed-2 demos that stopped did
 so at one frame whose flow failed (single-joint episode 3: the round trip missed by
 51 px, 98 of 100 points failed) and could be followed again from the next. Such a
-frame is now bridged: the box keeps its last motion
-for up to `coast` frames, trusted with nothing (`Step.guessed`), and if flow does
-not return the run ends before the guesses (propagate.py), so a real loss still
-stops the track. A failed round trip also tries the whole-frame re-detection
+frame is now bridged: the box keeps its last motion for up to `coast` frames,
+trusted with nothing (`Step.guessed`), and if flow does not return the run ends
+before the guesses (propagate.py), so a real loss still stops the track. A failed round trip also tries the whole-frame re-detection
 first. And where the box has slid off (onto the shadow of an object the gripper
 lifts) while the object shows too little of itself for the whole-frame search
 (half under the fingers, lit anew), a window within a box's size that still scores
