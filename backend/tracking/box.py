@@ -86,7 +86,8 @@ lifts) while the object shows too little of itself for the whole-frame search
 `recover_near` of the keyframe takes over. Box mean IoU from the first frame,
 bench/tracking.py, single-ee / single-joint / bimanual: seed 1 0.812 / 0.787 / 0.782
 -> 0.820 / 0.822 / 0.780; seed 2 0.755 / 0.625 / 0.754 -> 0.790 / 0.711 / 0.759;
-seed 3 (never tuned on) 0.694 / 0.738 / 0.758 -> 0.741 / 0.747 / 0.758.
+seed 3 (never tuned on) 0.694 / 0.738 / 0.758 -> 0.741 / 0.747 / 0.758; seed 4 (never
+tuned on either) 0.725 / 0.674 / 0.714 -> 0.727 / 0.741 / 0.705.
 """
 
 from __future__ import annotations
