@@ -244,14 +244,13 @@ class MedianFlowBox(Tracker):
                 self.box = self._colour_search(frame, self.box, self.p.search_px + 0.1 * max(bw, bh))
                 self.coasted = 0
                 return Step(tuple(float(v) for v in self.box), 0.5 * conf)
-            if self.colour is not None and self.p.recover_below > 0 and self.score0 >= self.p.min_distinct:
-                # Flow broke (the target moved too fast, or whatever covers it did): where a
-                # window anywhere in the frame shows it as fully as the keyframe did, it is there.
-                found = self._detect(frame, self.box)
-                if self._score(frame, found) >= self.p.recover_full * self.score0:
-                    self.box = found
-                    self.coasted = 0
-                    return Step(tuple(float(v) for v in self.box), 0.5 * conf)
+            found = self._found_again(frame) if self._can_redetect() else None
+            if found is not None:
+                # Flow broke (the target moved too fast, or whatever covers it did), but a
+                # window elsewhere in the frame shows the target as fully as the keyframe did.
+                self.box = found
+                self.coasted = 0
+                return Step(tuple(float(v) for v in self.box), 0.5 * conf)
             if self.coasted < self.p.coast:
                 # One bad frame (a compression artefact, a flash of glare) breaks flow for a
                 # moment: the box goes on with its last motion, trusted with nothing, and flow
@@ -295,16 +294,12 @@ class MedianFlowBox(Tracker):
         bw, bh = (x2 - x1) * scale, (y2 - y1) * scale
         self.box = np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2])
         if self.colour is not None and min(bw, bh) >= self.p.min_side:
-            if (
-                self.p.recover_below > 0
-                and self.score0 >= self.p.min_distinct
-                and self._score(frame, self.box) < self.p.recover_below * self.score0
-            ):
+            if self._can_redetect() and self._score(frame, self.box) < self.p.recover_below * self.score0:
                 # Flow has left the object. Where a window anywhere in the frame shows the
                 # target about as fully as the keyframe did, it is there (re-detection, as
                 # TLD does); where none does, it is hidden and flow still decides.
-                found = self._detect(frame, self.box)
-                if self._score(frame, found) >= self.p.recover_full * self.score0:
+                found = self._found_again(frame)
+                if found is not None:
                     self.box = found
                 elif self.p.recover_near > 0:
                     # Not as fully as on the keyframe (lit differently, half under a gripper):
@@ -322,6 +317,16 @@ class MedianFlowBox(Tracker):
         if ix * iy < self.p.min_visible * bw * bh:
             return Step(value, conf, lost=True, reason="the target left the frame")
         return Step(value, conf)
+
+    def _can_redetect(self) -> bool:
+        """Re-detection is on, and the keyframe's colours are rare enough in its frame for it."""
+        return self.colour is not None and self.p.recover_below > 0 and self.score0 >= self.p.min_distinct
+
+    def _found_again(self, frame: np.ndarray) -> np.ndarray | None:
+        """The best window of the box's size in the whole frame, where it shows the target at
+        least `recover_full` as fully as the keyframe did; else None."""
+        found = self._detect(frame, self.box)
+        return found if self._score(frame, found) >= self.p.recover_full * self.score0 else None
 
     def _detect(self, frame: np.ndarray, box: np.ndarray, stride: int = 4) -> np.ndarray:
         """The window of the box's size that looks most like the target anywhere in the frame.

@@ -10,8 +10,9 @@ at a frame that cannot be decoded (the error is kept, and so is everything
 tracked before it), or when the caller cancels; what was tracked is kept. A run
 whose tracker bridged a frame on its last motion (`Step.guessed`) is trusted after
 it only where the run from the other anchor did not reach: from two keyframes,
-box mean IoU on the seed-2 demos (K = 2, single-ee / single-joint / bimanual) was
-0.853 / 0.768 / 0.794 with both runs blended there and is 0.853 / 0.790 / 0.797.
+box mean IoU on the seed-2 demos (`bench/tracking.py --keyframes 2 --seed 2`,
+single-ee / single-joint / bimanual) was 0.853 / 0.768 / 0.794 with both runs
+blended there and is 0.853 / 0.790 / 0.797.
 
 Frames come from a `FrameSource`: `EpisodeFrames` decodes one camera of an
 episode (forwards with one decoder, backwards in chunks decoded forwards, so
